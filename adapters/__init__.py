@@ -1,0 +1,104 @@
+"""Adapter registry: name -> where the class lives, imported only inside a case's process.
+
+`bench/` never imports a framework. It asks this registry which adapters exist, whether their
+packages are installed (without importing them), and whether a model spec is expressible in
+that framework, so bad input fails before any process starts.
+
+Extra adapters (plugins, test doubles) can be registered with the environment variable
+RNNBENCH_ADAPTERS="name=package.module:Class[,name2=...]"; child processes inherit it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bench.errors import BenchInputError, choices_text
+from bench.specs import ModelSpec
+
+
+def _torch_check(model: ModelSpec) -> str | None:
+    if model.cell in ("gru", "lstm") and model.activation != "tanh":
+        return (
+            f"PyTorch's nn.{model.cell.upper()} has a fixed tanh activation; "
+            f"activation={model.activation!r} exists only for cell 'rnn' in PyTorch"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    name: str
+    target: str  # "module:Class"
+    requires: tuple[str, ...]  # import names that must be installed
+    description: str
+    env: dict[str, str] = field(default_factory=dict)  # set in the case's process before import
+    check: Callable[[ModelSpec], str | None] | None = None  # why a spec is not expressible
+
+    def unsupported_reason(self, model: ModelSpec) -> str | None:
+        return self.check(model) if self.check else None
+
+
+BUILTIN: dict[str, AdapterInfo] = {
+    "keras": AdapterInfo(
+        "keras",
+        "adapters.keras_adapter:KerasAdapter",
+        ("keras", "tensorflow"),
+        "Keras 3 on the TensorFlow backend, trained with model.fit",
+        env={"KERAS_BACKEND": "tensorflow"},
+    ),
+    "torch": AdapterInfo(
+        "torch",
+        "adapters.torch_adapter:TorchAdapter",
+        ("torch",),
+        "PyTorch eager: nn.RNN / nn.GRU / nn.LSTM, hand-written training loop",
+        check=_torch_check,
+    ),
+}
+
+
+def _extra_adapters() -> dict[str, AdapterInfo]:
+    raw = os.environ.get("RNNBENCH_ADAPTERS", "").strip()
+    extra = {}
+    for item in filter(None, (s.strip() for s in raw.split(","))):
+        name, sep, target = item.partition("=")
+        if not sep or ":" not in target:
+            raise BenchInputError(f"RNNBENCH_ADAPTERS entry {item!r} is not of the form name=module:Class")
+        extra[name] = AdapterInfo(name, target, (), f"extra adapter {target}")
+    return extra
+
+
+def registry() -> dict[str, AdapterInfo]:
+    return {**BUILTIN, **_extra_adapters()}
+
+
+def names() -> list[str]:
+    return list(registry())
+
+
+def get_info(name: str) -> AdapterInfo:
+    reg = registry()
+    if name not in reg:
+        raise BenchInputError(f"unknown adapter {name!r}; valid adapters: {choices_text(reg)}")
+    return reg[name]
+
+
+def availability(name: str) -> tuple[bool, str]:
+    """Whether the adapter's packages are installed here, checked without importing them."""
+    info = get_info(name)
+    missing = [pkg for pkg in info.requires if importlib.util.find_spec(pkg) is None]
+    if missing:
+        return False, f"not installed: {', '.join(missing)} (pip install 'rnnbench[{name}]')"
+    return True, "installed"
+
+
+def load(name: str):
+    """Import the adapter's module and return an instance; raises ImportError if not installed."""
+    info = get_info(name)
+    for key, value in info.env.items():
+        os.environ.setdefault(key, value)
+    module_name, _, class_name = info.target.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)()

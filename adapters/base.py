@@ -1,0 +1,90 @@
+"""The adapter contract: one agnostic spec in, one native model trained and measured out.
+
+Every framework implements the same five abstract methods; the worker drives them in the same
+order for every case, so adding a framework is one module and one registry line.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from bench.batching import BatchPlan
+from bench.data import Dataset
+from bench.specs import ModelSpec, TrainSpec
+from bench.timing import StepTimer
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What `fit` reports; per-step times go through the harness's StepTimer, not here."""
+
+    steps: int
+    epochs: int
+    train_loss: float  # mean training loss over the last epoch's batches
+    train_accuracy: float  # mean training accuracy over the last epoch's batches
+    diverged: bool = False  # a non-finite loss was seen; training stopped there
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    loss: float  # mean cross-entropy over the whole test set
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    """Facts about how the framework ran this case, recorded as columns."""
+
+    framework: str
+    framework_version: str
+    backend: str  # e.g. "tensorflow 2.21.0" for Keras, "eager" for PyTorch
+    compile_mode: str  # e.g. "tf.function", "xla", "eager"
+    device_name: str  # e.g. "cpu", "cuda:0 (NVIDIA H100)"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Adapter(ABC):
+    """Translate specs into one framework's model and train it under the harness's timer."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def setup(self, device: str, threads: int, seed: int) -> None:
+        """Configure device, thread pools and seeds before anything is built."""
+
+    @abstractmethod
+    def build(self, model: ModelSpec, train: TrainSpec) -> Any:
+        """Return a native model (compiled with Adam and cross-entropy on logits where applicable)."""
+
+    @abstractmethod
+    def fit(self, model: Any, data: Dataset, train: TrainSpec, plan: BatchPlan, timer: StepTimer) -> FitResult:
+        """Train on the batches `plan` hands out, calling timer.start()/stop() around each step."""
+
+    @abstractmethod
+    def evaluate(self, model: Any, data: Dataset, train: TrainSpec) -> EvalResult:
+        """Loss and accuracy on the test split."""
+
+    @abstractmethod
+    def count_params(self, model: Any) -> int:
+        """Total number of weights (trainable and not)."""
+
+    @abstractmethod
+    def runtime_info(self, model: Any) -> RuntimeInfo:
+        """Framework, version, backend, compile mode and device actually used."""
+
+    def sync(self) -> None:  # noqa: B027 (an optional hook, deliberately not abstract)
+        """Wait for queued device work; the timer calls it before each clock read.
+
+        The default does nothing: right for frameworks whose step returns a materialized
+        result (the Keras adapter forces its loss to a Python float inside the step).
+        """
+
+    def uses_gpu(self) -> bool:
+        """Whether this case runs on a GPU (decided by `setup`); GPU meters run only then."""
+        return False
+
+    def allocator_peak_mb(self) -> float | None:
+        """The framework allocator's own GPU peak in MB, or None where it has none (CPU)."""
+        return None

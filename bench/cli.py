@@ -1,0 +1,258 @@
+"""Command line: `python -m bench run | list | show`.
+
+Everything is validated before any work starts: bad input exits with code 2, a message naming
+the value and the valid choices, and no run directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+import adapters
+from bench import data, envinfo
+from bench.errors import BenchInputError
+from bench.matrix import MATRICES, Overrides, build_cases
+from bench.report import print_run
+from bench.results import Record, load_results
+from bench.runner import new_run_id, read_plan, run_cases, write_plan
+from bench.specs import DEVICES, Case
+
+EXIT_OK, EXIT_CASE_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+FAILING = ("failed", "timeout", "oom", "diverged")
+TRAIN_SIZES = {"mnist-5k": 4000, "mnist": 60000, "fashion-mnist": 60000, "synthetic": data.SYNTHETIC_TRAIN}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0 or str(value) != text.strip():
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be a positive integer")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be a positive number of seconds")
+    return value
+
+
+def _name_list(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: give names separated by commas")
+    return names
+
+
+def _adapter_list(text: str) -> tuple[str, ...]:
+    names = _name_list(text)
+    for n in names:
+        try:
+            adapters.get_info(n)
+        except BenchInputError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+    return names
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own exit code for usage errors is 2 as well
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m bench", description="Benchmark recurrent models across frameworks.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run a benchmark matrix, one process per case")
+    run.add_argument("--matrix", default="smoke", help=f"matrix name: {', '.join(MATRICES)} (default: smoke)")
+    run.add_argument("--adapters", type=_adapter_list, help="comma-separated adapters (default: the matrix's)")
+    run.add_argument("--cells", type=_name_list, help="comma-separated cells to keep: rnn,gru,lstm (default: all)")
+    run.add_argument("--dataset", choices=data.DATASETS, help="dataset (default: the matrix's, mnist-5k)")
+    run.add_argument("--data-dir", help="directory holding mnist.npz or IDX files")
+    run.add_argument("--epochs", type=_positive_int, help="epochs to train (clears the matrix's step limit)")
+    run.add_argument("--max-steps", type=_positive_int, help="stop after this many training steps")
+    run.add_argument("--batch-size", type=_positive_int, help="training batch size")
+    run.add_argument("--seed", type=int, help="seed for weights and data order")
+    run.add_argument("--device", choices=DEVICES, help="where to train (default: auto)")
+    run.add_argument("--threads", type=_positive_int, help="CPU threads per framework (default: all usable cores)")
+    run.add_argument("--timeout", type=_positive_float, help="wall-clock limit per case in seconds")
+    run.add_argument(
+        "--out", default="results", help="results root; the run goes to OUT/runs/RUN_ID (default: results)"
+    )
+    run.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run: skip cases it already recorded")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sub.add_parser("list", help="matrices, adapters and datasets, and which are usable here")
+
+    show = sub.add_parser("show", help="print the table of a saved run")
+    show.add_argument("path", help="run directory, results.parquet or results.csv")
+    return parser
+
+
+def _prepare_run(args: argparse.Namespace) -> tuple[list[Case], data.DataSource, int, float, Path, dict]:
+    """Validate everything and plan the run; creates nothing on disk."""
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "plan.json").exists():
+            raise BenchInputError(f"--resume {args.resume!r}: no plan.json there, so it is not a run directory")
+        plan = read_plan(run_dir)
+        cases = [Case.from_dict(c) for c in plan["cases"]]
+        return cases, data.DataSource(**plan["source"]), plan["threads"], plan["timeout_s"], run_dir, plan
+    overrides = Overrides(
+        adapters=args.adapters,
+        cells=args.cells,
+        dataset=args.dataset,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        device=args.device,
+        seed=args.seed,
+    )
+    if args.seed is not None and args.seed < 0:
+        raise BenchInputError(f"--seed: invalid value {args.seed}; allowed: an integer >= 0")
+    cases, mdef = build_cases(args.matrix, overrides)
+    dataset = cases[0].dataset
+    batch = cases[0].train.batch_size
+    if batch > TRAIN_SIZES[dataset]:
+        raise BenchInputError(
+            f"--batch-size {batch} is larger than dataset {dataset!r}'s {TRAIN_SIZES[dataset]} training examples"
+        )
+    source = data.resolve(dataset, args.data_dir)
+    threads = args.threads or envinfo.usable_cores()
+    timeout_s = args.timeout or mdef.timeout_s
+    run_dir = Path(args.out) / "runs" / new_run_id()
+    return cases, source, threads, timeout_s, run_dir, {"matrix": args.matrix}
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    cases, source, threads, timeout_s, run_dir, plan_meta = _prepare_run(args)
+    resuming = bool(args.resume)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "run_id": run_dir.name,
+        "command": sys.argv,
+        "matrix": plan_meta.get("matrix"),
+        "dataset": {"name": source.name, "origin": source.origin},
+        "threads": threads,
+        "timeout_s": timeout_s,
+        "environment": envinfo.collect(),
+    }
+    if not resuming:
+        write_plan(run_dir, cases, source, threads, timeout_s, {"matrix": meta["matrix"], "command": sys.argv})
+    err = Console(stderr=True)
+    err.print(f"run {run_dir} : {len(cases)} cases, dataset {source.name} ({source.origin}), {threads} threads")
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=err,
+        disable=args.quiet,
+    )
+
+    def on_done(record: Record) -> None:
+        step = f"{record.step_time_ms_median:.2f} ms/step" if record.step_time_ms_median else ""
+        progress.console.print(f"  {record.case_id}: [bold]{record.status}[/] {step}")
+        progress.advance(task)
+
+    with progress:
+        task = progress.add_task("starting", total=len(cases))
+        from bench.results import read_records
+
+        already = {r["case_id"] for r in read_records(run_dir)}
+        progress.update(task, completed=sum(c.case_id in already for c in cases))
+        df = run_cases(
+            cases,
+            run_dir,
+            source,
+            threads,
+            timeout_s,
+            meta,
+            on_start=lambda case, i: progress.update(task, description=case.case_id),
+            on_done=on_done,
+        )
+    print_run(df, console, title=f"rnnbench {meta['matrix']} on {source.name} ({run_dir.name})")
+    console.print(f"saved: {run_dir / 'results.parquet'}, results.csv, meta.json")
+    return EXIT_CASE_FAILED if df["status"].isin(FAILING).any() else EXIT_OK
+
+
+def cmd_list(console: Console) -> int:
+    t = Table(title="matrices", header_style="bold")
+    for col in ("name", "cases", "description"):
+        t.add_column(col)
+    for name, mdef in MATRICES.items():
+        t.add_row(name, str(len(mdef.models()) * 2), mdef.description)
+    console.print(t)
+    t = Table(title="adapters", header_style="bold")
+    for col in ("name", "usable here", "description"):
+        t.add_column(col)
+    for name, info in adapters.registry().items():
+        ok, why = adapters.availability(name)
+        t.add_row(name, f"[green]yes[/] ({why})" if ok else f"[red]no[/] ({why})", info.description)
+    console.print(t)
+    t = Table(title="datasets", header_style="bold")
+    for col in ("name", "available here", "source"):
+        t.add_column(col)
+    for name in data.DATASETS:
+        ok, where = data.availability(name)
+        t.add_row(
+            name + (" (default)" if name == data.DEFAULT_DATASET else ""),
+            "[green]yes[/]" if ok else "[yellow]no[/]",
+            where,
+        )
+    console.print(t)
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace, console: Console) -> int:
+    df, meta = load_results(args.path)
+    print_run(df, console, title=f"rnnbench {meta.get('matrix', '')} {meta.get('run_id', args.path)}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console()
+    if not console.is_terminal:  # piped or CI: don't squeeze the table into 80 columns
+        console = Console(width=160)
+    try:
+        if args.command == "run":
+            return cmd_run(args, console)
+        if args.command == "list":
+            return cmd_list(console)
+        return cmd_show(args, console)
+    except BenchInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted; finished cases are kept, continue with --resume RUN_DIR", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Rendering only: results DataFrames -> rich tables. Nothing here measures or writes files."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+STATUS_STYLE = {
+    "ok": "green",
+    "diverged": "yellow",
+    "unavailable": "dim",
+    "timeout": "red",
+    "oom": "red",
+    "failed": "red",
+}
+
+
+def _num(value: Any, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, fmt)
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.2f}%"
+
+
+def run_table(df: pd.DataFrame, title: str = "rnnbench results") -> Table:
+    """One row per case, models grouped so the frameworks of one model sit side by side."""
+    table = Table(title=title, show_lines=False, header_style="bold")
+    cols = [
+        ("model", "left"),
+        ("adapter", "left"),
+        ("params", "right"),
+        ("test acc", "right"),
+        ("ms/step", "right"),
+        ("p10-p90", "right"),
+        ("cv", "right"),
+        ("1st step ms", "right"),
+        ("samples/s", "right"),
+        ("RSS MB", "right"),
+        ("GPU MB", "right"),
+        ("status", "left"),
+    ]
+    for name, justify in cols:
+        table.add_column(name, justify=justify, no_wrap=name in ("model", "adapter"))
+    if df.empty:
+        return table
+    # case_id is adapter/model/batch/dataset/seed: group on everything but the adapter, show the
+    # model key, and the rest only where it varies within the run.
+    parts = df["case_id"].str.split("/")
+    varying = [i for i in (2, 3, 4) if parts.str[i].nunique() > 1]
+    label = parts.map(lambda p: "/".join([p[1]] + [p[i] for i in varying]))
+    order = df.assign(_model=label).sort_values(["_model", "adapter"])
+    previous = None
+    for _, r in order.iterrows():
+        model = r["_model"]
+        if previous is not None and model != previous:
+            table.add_section()
+        previous = model
+        status = r["status"]
+        table.add_row(
+            model,
+            r["adapter"],
+            _num(r["params"], ",.0f"),
+            _pct(r["test_accuracy"]),
+            _num(r["step_time_ms_median"], ".2f"),
+            f"{_num(r['step_time_ms_p10'], '.2f')}-{_num(r['step_time_ms_p90'], '.2f')}",
+            _num(r["step_time_cv"], ".3f"),
+            _num(r["first_step_ms"], ".0f"),
+            _num(r["throughput_samples_per_s"], ",.0f"),
+            _num(r["cpu_rss_peak_mb"], ",.0f"),
+            _num(r["gpu_mem_peak_mb"], ",.0f"),
+            f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]",
+        )
+    return table
+
+
+def problems_table(df: pd.DataFrame) -> Table | None:
+    """Cases that did not finish ok, with the last line of their error."""
+    bad = df[df["status"] != "ok"]
+    if bad.empty:
+        return None
+    table = Table(title="cases that did not finish ok", header_style="bold")
+    table.add_column("case")
+    table.add_column("status")
+    table.add_column("error (last line; full tail in the results)")
+    for _, r in bad.iterrows():
+        err = (r["error"] or "").strip().splitlines()
+        table.add_row(r["case_id"], r["status"], err[-1] if err else "")
+    return table
+
+
+def notes(df: pd.DataFrame) -> list[str]:
+    """Caveats a reader needs next to the table."""
+    out = []
+    if not df.empty and (df["dataset"] == "synthetic").any():
+        out.append("synthetic data: accuracy is not reported (labels are random).")
+    gpu_reasons = df["gpu_mem_reason"].dropna().unique() if "gpu_mem_reason" in df else []
+    if len(gpu_reasons):
+        out.append("gpu memory: " + "; ".join(sorted(set(map(str, gpu_reasons)))[:3]))
+    if not df.empty and {"keras", "torch"} <= set(df["adapter"]) and (df["cell"] != "rnn").any():
+        out.append(
+            "params: PyTorch GRU/LSTM/RNN layers keep two bias vectors per gate (b_ih and b_hh), "
+            "Keras one (GRU with reset_after keeps two as well), so counts differ by design."
+        )
+    return out
+
+
+def print_run(df: pd.DataFrame, console: Console | None = None, title: str = "rnnbench results") -> None:
+    console = console or Console()
+    console.print(run_table(df, title))
+    problems = problems_table(df)
+    if problems is not None:
+        console.print(problems)
+    for line in notes(df):
+        console.print(f"[dim]note: {line}[/]")

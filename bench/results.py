@@ -1,0 +1,261 @@
+"""One flat record per case, and the run's files: records.jsonl, results.parquet/csv, meta.json.
+
+Column names are a public contract (users load the parquet): bump SCHEMA_VERSION when a column
+changes meaning or is removed. Every write is atomic (temp file + rename) or an fsync'ed
+append, so an interrupted run never leaves a half-written file and finished cases are kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.errors import BenchInputError
+from bench.specs import Case
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "failed", "timeout", "oom", "diverged", "unavailable")
+RECORDS_FILE, PARQUET_FILE, CSV_FILE, META_FILE, PLAN_FILE = (
+    "records.jsonl",
+    "results.parquet",
+    "results.csv",
+    "meta.json",
+    "plan.json",
+)
+
+
+@dataclass(frozen=True)
+class Record:
+    """Everything measured about one case. None means "not measured" (reason in a *_reason column)."""
+
+    # identity
+    run_id: str
+    case_id: str
+    adapter: str
+    # model
+    cell: str
+    bidirectional: bool
+    units: str  # per layer, comma-separated, e.g. "256,128"
+    layers: int
+    activation: str
+    dropout: str  # per layer, comma-separated
+    # training
+    dataset: str
+    batch_size: int
+    epochs: int
+    max_steps: int | None
+    learning_rate: float
+    seed: int
+    device: str  # what was asked: auto / cpu / cuda
+    threads: int
+    # how it ran
+    status: str = "failed"
+    error: str | None = None
+    framework: str | None = None
+    framework_version: str | None = None
+    backend: str | None = None
+    compile_mode: str | None = None
+    device_name: str | None = None
+    dataset_sha256: str | None = None
+    batch_order_sha256: str | None = None
+    # results
+    params: int | None = None
+    steps_run: int | None = None
+    epochs_run: int | None = None
+    train_loss: float | None = None
+    train_accuracy: float | None = None
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    accuracy_reason: str | None = None
+    # time
+    first_step_ms: float | None = None
+    warmup_steps: int | None = None
+    timed_steps: int | None = None
+    step_time_ms_median: float | None = None
+    step_time_ms_mean: float | None = None
+    step_time_ms_p10: float | None = None
+    step_time_ms_p90: float | None = None
+    step_time_ms_iqr: float | None = None
+    step_time_cv: float | None = None
+    throughput_samples_per_s: float | None = None
+    train_time_s: float | None = None
+    eval_time_s: float | None = None
+    wall_time_s: float | None = None
+    # memory
+    cpu_rss_peak_mb: float | None = None
+    gpu_mem_peak_mb: float | None = None
+    gpu_mem_device_peak_mb: float | None = None
+    gpu_mem_source: str | None = None
+    gpu_mem_reason: str | None = None
+    gpu_allocator_peak_mb: float | None = None
+    # raw per-step times (step 0 included), the input of `compare`
+    step_times_ms: tuple[float, ...] = ()
+
+    @classmethod
+    def for_case(cls, case: Case, run_id: str, threads: int) -> Record:
+        m, t = case.model, case.train
+        return cls(
+            run_id=run_id,
+            case_id=case.case_id,
+            adapter=case.adapter,
+            cell=m.cell,
+            bidirectional=m.bidirectional,
+            units=",".join(map(str, m.units)),
+            layers=m.layers,
+            activation=m.activation,
+            dropout=",".join(f"{d:g}" for d in m.dropout),
+            dataset=case.dataset,
+            batch_size=t.batch_size,
+            epochs=t.epochs,
+            max_steps=t.max_steps,
+            learning_rate=t.learning_rate,
+            seed=t.seed,
+            device=case.device,
+            threads=threads,
+        )
+
+    def with_measurements(self, measured: dict[str, Any]) -> Record:
+        """Copy with measured fields set; an unknown key is a programming error and raises."""
+        if "step_times_ms" in measured:
+            measured = {**measured, "step_times_ms": tuple(measured["step_times_ms"])}
+        return dataclasses.replace(self, **measured)
+
+    def to_row(self) -> dict[str, Any]:
+        row = dataclasses.asdict(self)
+        row["step_times_ms"] = list(self.step_times_ms)
+        return row
+
+
+COLUMNS = [f.name for f in fields(Record)]
+# Column dtypes follow the Record's annotations, so a missing figure is NaN (or <NA>), never None.
+_DTYPES = {
+    f.name: ("float64" if "float" in str(f.type) else "Int64" if str(f.type).startswith("int") else None)
+    for f in fields(Record)
+    if f.name != "step_times_ms"
+}
+
+
+def _json_default(value: Any) -> Any:
+    raise TypeError(f"not JSON-serializable: {value!r}")
+
+
+def _clean(value: Any) -> Any:
+    # NaN is not valid JSON; store it as null so every reader agrees.
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def append_record(run_dir: Path, record: Record) -> None:
+    """Append one record as a JSON line and fsync it: a finished case survives any later crash."""
+    row = {k: _clean(v) for k, v in record.to_row().items()}
+    line = json.dumps(row, default=_json_default, allow_nan=False) + "\n"
+    with open(run_dir / RECORDS_FILE, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_records(run_dir: Path) -> list[dict[str, Any]]:
+    """Rows of records.jsonl; a torn last line (crash mid-write) is ignored."""
+    path = run_dir / RECORDS_FILE
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows -> DataFrame with the schema's columns in schema order (later duplicates win)."""
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    if not df.empty:
+        df = df.drop_duplicates("case_id", keep="last").reset_index(drop=True)
+    for name, dtype in _DTYPES.items():
+        if dtype:
+            df[name] = pd.to_numeric(df[name]).astype(dtype)
+    return df
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+
+def save_run(run_dir: Path, df: pd.DataFrame, meta: dict[str, Any]) -> None:
+    """Write results.parquet, results.csv and meta.json, each atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    meta = {"schema_version": SCHEMA_VERSION, **meta}
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), b"rnnbench": json.dumps(meta, default=str).encode()}
+    )
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    atomic_write_bytes(run_dir / PARQUET_FILE, sink.getvalue().to_pybytes())
+    csv_df = df.copy()
+    csv_df["step_times_ms"] = csv_df["step_times_ms"].map(lambda v: json.dumps(list(v)) if v is not None else "[]")
+    atomic_write_bytes(run_dir / CSV_FILE, csv_df.to_csv(index=False).encode())
+    atomic_write_json(run_dir / META_FILE, meta)
+
+
+def load_results(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Load a run directory, a results.parquet or a results.csv; returns (frame, meta)."""
+    path = Path(path)
+    if path.is_dir():
+        run_dir = path
+        if (run_dir / PARQUET_FILE).exists():
+            path = run_dir / PARQUET_FILE
+        elif (run_dir / RECORDS_FILE).exists():  # an interrupted run: records only
+            return to_frame(read_records(run_dir)), _read_meta(run_dir)
+        else:
+            raise BenchInputError(f"{str(run_dir)!r} holds no {PARQUET_FILE} or {RECORDS_FILE}: not a run directory")
+    if not path.exists():
+        raise BenchInputError(f"results path {str(path)!r} does not exist")
+    meta = _read_meta(path.parent)
+    try:
+        if path.suffix == ".parquet":
+            df = pd.read_parquet(path)
+            df["step_times_ms"] = df["step_times_ms"].map(lambda v: tuple(v) if v is not None else ())
+        elif path.suffix == ".csv":
+            df = pd.read_csv(path)
+            df["step_times_ms"] = df["step_times_ms"].map(lambda v: tuple(json.loads(v)) if isinstance(v, str) else ())
+        else:
+            raise BenchInputError(f"{str(path)!r}: expected a run directory, a .parquet or a .csv file")
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, BenchInputError):
+            raise
+        raise BenchInputError(f"cannot read results from {str(path)!r}: {exc}") from exc
+    return df, meta
+
+
+def _read_meta(run_dir: Path) -> dict[str, Any]:
+    p = run_dir / META_FILE
+    if p.exists():
+        return json.loads(p.read_text(encoding="utf-8"))
+    p = run_dir / PLAN_FILE
+    return {"plan": json.loads(p.read_text(encoding="utf-8"))} if p.exists() else {}

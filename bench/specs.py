@@ -1,0 +1,175 @@
+"""What to benchmark: frozen, validated specs of a model, its training and a case.
+
+The specs are framework-agnostic; every adapter translates the same `ModelSpec` into its own
+layers, which is what makes a cross-framework comparison fair. Each spec validates itself on
+construction, so a bad value fails before any process is spawned.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench.errors import BenchInputError, choices_text
+
+CELLS = ("rnn", "gru", "lstm")
+ACTIVATIONS = ("tanh", "relu")
+OPTIMIZERS = ("adam",)
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _fail(owner: str, name: str, value: Any, allowed: str) -> None:
+    raise BenchInputError(f"{owner}.{name}: invalid value {value!r}; allowed: {allowed}")
+
+
+def _check_choice(owner: str, name: str, value: Any, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        _fail(owner, name, value, choices_text(valid))
+
+
+def _check_positive_int(owner: str, name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        _fail(owner, name, value, "a positive integer")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A stack of recurrent layers with a Dense head on the last timestep (logits, no softmax).
+
+    `units` holds one entry per layer (they may differ). `dropout` holds one rate per layer,
+    applied after that layer's output (0 = no Dropout layer), as reference case D does; a single
+    number is broadcast to every layer.
+    """
+
+    cell: str
+    units: tuple[int, ...]
+    bidirectional: bool = False
+    activation: str = "tanh"
+    dropout: tuple[float, ...] | float = 0.0
+    input_size: int = 28
+    timesteps: int = 28
+    num_classes: int = 10
+
+    def __post_init__(self) -> None:
+        owner = "ModelSpec"
+        _check_choice(owner, "cell", self.cell, CELLS)
+        _check_choice(owner, "activation", self.activation, ACTIVATIONS)
+        units = (self.units,) if isinstance(self.units, int) else tuple(self.units)
+        if not units:
+            _fail(owner, "units", self.units, "one positive integer per layer, at least one layer")
+        for u in units:
+            _check_positive_int(owner, "units", u)
+        object.__setattr__(self, "units", units)
+        if not isinstance(self.bidirectional, bool):
+            _fail(owner, "bidirectional", self.bidirectional, "True or False")
+        dropout = self.dropout
+        if isinstance(dropout, (int, float)) and not isinstance(dropout, bool):
+            dropout = (float(dropout),) * len(units)
+        dropout = tuple(float(d) for d in dropout)
+        if len(dropout) != len(units):
+            _fail(owner, "dropout", self.dropout, f"one rate per layer ({len(units)} layers) or one number")
+        for d in dropout:
+            if not (0.0 <= d < 1.0):
+                _fail(owner, "dropout", self.dropout, "rates in [0, 1)")
+        object.__setattr__(self, "dropout", dropout)
+        for name in ("input_size", "timesteps", "num_classes"):
+            _check_positive_int(owner, name, getattr(self, name))
+
+    @property
+    def layers(self) -> int:
+        return len(self.units)
+
+    @property
+    def key(self) -> str:
+        """A short, unique, human-readable name of the architecture, e.g. 'lstm-bi-128x2'."""
+        u = self.units
+        sizes = f"{u[0]}x{len(u)}" if len(set(u)) == 1 else "-".join(map(str, u))
+        parts = [self.cell, "bi" if self.bidirectional else "uni", sizes]
+        if self.activation != "tanh":
+            parts.append(self.activation)
+        if any(self.dropout):
+            parts.append("do" + "-".join(f"{d:g}" for d in self.dropout))
+        return "-".join(parts)
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """How to train: Adam on mini-batches of full size, for `epochs` or until `max_steps`.
+
+    Every epoch trains on floor(N / batch_size) full batches in an order the harness draws from
+    `seed` (the same order for every adapter); the partial last batch is dropped so that every
+    timed step has the same shape in every framework.
+    """
+
+    batch_size: int = 64
+    epochs: int = 1
+    max_steps: int | None = None
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    adam_epsilon: float = 1e-7  # Keras' default; PyTorch's is 1e-8, so it is set in both
+    seed: int = 0
+    warmup_steps: int = 5
+    eval_batch_size: int = 1000
+
+    def __post_init__(self) -> None:
+        owner = "TrainSpec"
+        _check_positive_int(owner, "batch_size", self.batch_size)
+        _check_positive_int(owner, "epochs", self.epochs)
+        _check_positive_int(owner, "eval_batch_size", self.eval_batch_size)
+        if self.max_steps is not None:
+            _check_positive_int(owner, "max_steps", self.max_steps)
+        lr = self.learning_rate
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+            _fail(owner, "learning_rate", lr, "a finite number > 0")
+        object.__setattr__(self, "learning_rate", float(lr))
+        _check_choice(owner, "optimizer", self.optimizer, OPTIMIZERS)
+        eps = self.adam_epsilon
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps <= 0:
+            _fail(owner, "adam_epsilon", eps, "a finite number > 0")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            _fail(owner, "seed", self.seed, "an integer >= 0")
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            _fail(owner, "warmup_steps", self.warmup_steps, "an integer >= 0")
+
+    def planned_steps(self, train_size: int) -> int:
+        """Steps this spec trains for on `train_size` examples (full batches only)."""
+        per_epoch = train_size // self.batch_size
+        total = per_epoch * self.epochs
+        return total if self.max_steps is None else min(total, self.max_steps)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark cell: which adapter trains which model, how, on what data, where."""
+
+    adapter: str
+    model: ModelSpec
+    train: TrainSpec = field(default_factory=TrainSpec)
+    dataset: str = "mnist-5k"
+    device: str = "auto"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.adapter, str) or not self.adapter:
+            _fail("Case", "adapter", self.adapter, "an adapter name")
+        _check_choice("Case", "device", self.device, DEVICES)
+        if self.threads is not None:
+            _check_positive_int("Case", "threads", self.threads)
+
+    @property
+    def case_id(self) -> str:
+        """Stable identity used to match cases across runs (resume, compare)."""
+        t = self.train
+        return f"{self.adapter}/{self.model.key}/b{t.batch_size}/{self.dataset}/s{t.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Case:
+        d = dict(d)
+        raw_model = dict(d.pop("model"))
+        raw_model["units"] = tuple(raw_model["units"])
+        raw_model["dropout"] = tuple(raw_model["dropout"])
+        return cls(model=ModelSpec(**raw_model), train=TrainSpec(**d.pop("train")), **d)

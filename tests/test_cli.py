@@ -1,0 +1,67 @@
+"""Bad input exits 2 before any work, naming the value and the valid choices, creating nothing."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    "argv, fragments",
+    [
+        (["--matrix", "nosuch"], ["unknown matrix 'nosuch'", "'smoke' or 'full'"]),
+        (["--adapters", "keras,mxnet"], ["unknown adapter 'mxnet'", "'keras' or 'torch'"]),
+        (["--dataset", "cifar"], ["invalid choice: 'cifar'", "mnist-5k"]),
+        (["--batch-size", "0"], ["--batch-size", "invalid value '0'", "positive integer"]),
+        (["--epochs", "-3"], ["--epochs", "invalid value '-3'"]),
+        (["--max-steps", "2.5"], ["--max-steps", "invalid value '2.5'"]),
+        (["--timeout", "0"], ["--timeout", "positive number"]),
+        (["--device", "tpu"], ["invalid choice: 'tpu'", "'cuda'"]),
+        (["--cells", "cnn"], ["unknown cell 'cnn'", "'rnn', 'gru' or 'lstm'"]),
+        (["--data-dir", "/no/such/dir", "--dataset", "mnist"], ["/no/such/dir", "not a directory"]),
+        (["--batch-size", "5000"], ["--batch-size 5000 is larger than dataset 'mnist-5k'"]),
+        (["--seed", "-1"], ["--seed", "integer >= 0"]),
+        (["--resume", "/no/such/run"], ["--resume", "not a run directory"]),
+        (["--no-such-option"], ["unrecognized arguments: --no-such-option"]),
+    ],
+)
+def test_bad_input_exits_2_and_creates_nothing(tmp_path, capsys, argv, fragments):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        code = main(["run", "--out", str(out), *argv])
+        raise SystemExit(code)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    for fragment in fragments:
+        assert fragment in err
+    assert not out.exists()
+
+
+def test_cli_entry_point_exit_code_for_unknown_matrix(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "run", "--matrix", "nosuch", "--out", str(tmp_path / "o")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "valid matrices: 'smoke' or 'full'" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_list_shows_matrices_adapters_and_datasets(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for word in ("smoke", "full", "keras", "torch", "mnist-5k (default)", "fashion-mnist", "synthetic"):
+        assert word in out
+
+
+def test_show_of_missing_path_is_bad_input(tmp_path, capsys):
+    assert main(["show", str(tmp_path / "none")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -1,0 +1,63 @@
+"""Small end-to-end runs of the real CLI with the real frameworks."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import installed
+
+ROOT = Path(__file__).resolve().parent.parent
+needs_both = pytest.mark.skipif(not installed("keras", "tensorflow", "torch"), reason="keras and torch needed")
+
+
+def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@needs_both
+def test_tiny_run_writes_one_ok_row_per_case_and_prints_the_table(tmp_path):
+    proc = run_cli(
+        "run",
+        "--matrix",
+        "smoke",
+        "--cells",
+        "lstm",
+        "--max-steps",
+        "10",
+        "--threads",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    df = pd.read_parquet(run_dir / "results.parquet")
+    assert len(df) == 4
+    assert set(df["status"]) == {"ok"}
+    assert set(df["adapter"]) == {"keras", "torch"}
+    assert (df["steps_run"] == 10).all() and (df["timed_steps"] == 4).all()  # 10 - first - 5 warm-up
+    assert df["step_times_ms"].map(len).eq(10).all()
+    assert df["batch_order_sha256"].nunique() == 1  # both frameworks saw the same batches
+    assert df["dataset_sha256"].nunique() == 1
+    assert (df["test_accuracy"].between(0, 1)).all()
+    assert df["gpu_mem_peak_mb"].isna().all() and df["gpu_mem_reason"].str.contains("CPU").all()
+    assert "lstm-bi-32x2" in proc.stdout and "rnnbench smoke" in proc.stdout
+    # the same table again from the saved run
+    shown = run_cli("show", str(run_dir))
+    assert shown.returncode == 0 and "lstm-uni-32x2" in shown.stdout
+
+
+@pytest.mark.slow
+@needs_both
+def test_whole_smoke_matrix(tmp_path):
+    proc = run_cli("run", "--matrix", "smoke", "--out", str(tmp_path), "--quiet", timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    df = pd.read_parquet(run_dir / "results.parquet")
+    assert len(df) == 12 and set(df["status"]) == {"ok"}

@@ -1,0 +1,81 @@
+"""The runner with real child processes and framework-free adapters: every failure is a row."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from bench.data import resolve
+from bench.results import read_records
+from bench.runner import run_cases
+from bench.specs import Case, ModelSpec, TrainSpec
+
+MODEL = ModelSpec("lstm", (8,))
+TRAIN = TrainSpec(batch_size=256, max_steps=12, warmup_steps=2)
+
+
+def run(tmp_path, adapter_names, timeout_s=60.0):
+    cases = [Case(a, MODEL, TRAIN, dataset="synthetic") for a in adapter_names]
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    df = run_cases(cases, run_dir, resolve("synthetic"), threads=1, timeout_s=timeout_s, meta={"x": 1})
+    return df.set_index("adapter"), run_dir
+
+
+def test_every_failure_kind_is_recorded_and_the_matrix_completes(tmp_path, fake_adapters):
+    names = ["fake-crash", "fake-raise", "fake-oom", "fake-nan", "fake-missing", "fake-hang", "fake-ok"]
+    df, run_dir = run(tmp_path, names, timeout_s=8.0)
+    status = df["status"].to_dict()
+    assert status == {
+        "fake-crash": "failed",
+        "fake-raise": "failed",
+        "fake-oom": "oom",
+        "fake-nan": "diverged",
+        "fake-missing": "unavailable",
+        "fake-hang": "timeout",
+        "fake-ok": "ok",
+    }
+    assert "exited with code 3" in df.loc["fake-crash", "error"]
+    assert "about to crash hard" in df.loc["fake-crash", "error"]  # the log's tail
+    assert "ValueError: shape mismatch in layer 2" in df.loc["fake-raise", "error"]
+    assert "No module named 'tests.no_such_module'" in df.loc["fake-missing", "error"]
+    assert "8 s limit" in df.loc["fake-hang", "error"]
+    assert pd.isna(df.loc["fake-nan", "test_accuracy"])  # not reported
+    assert "diverged" in df.loc["fake-nan", "accuracy_reason"]
+    assert df.loc["fake-hang", "wall_time_s"] < 30
+    # one line per case in the append-only log, and the saved tables
+    assert len(read_records(run_dir)) == len(names)
+    assert {"results.parquet", "results.csv", "meta.json"} <= {p.name for p in run_dir.iterdir()}
+
+
+def test_ok_row_holds_timing_and_threads(tmp_path, fake_adapters):
+    df, _ = run(tmp_path, ["fake-ok"])
+    r = df.loc["fake-ok"]
+    assert r["status"] == "ok" and r["params"] == 42
+    assert r["steps_run"] == 12 and len(r["step_times_ms"]) == 12
+    assert r["warmup_steps"] == 2 and r["timed_steps"] == 9
+    assert r["step_time_ms_median"] >= 1.0  # the fake sleeps 1 ms a step
+    assert pd.isna(r["test_accuracy"]) and "synthetic" in r["accuracy_reason"]
+    assert r["threads"] == 1 and len(r["batch_order_sha256"]) == 16
+    assert r["cpu_rss_peak_mb"] > 0
+
+
+def test_resume_skips_recorded_cases(tmp_path, fake_adapters):
+    df, run_dir = run(tmp_path, ["fake-ok"])
+    first = read_records(run_dir)
+    cases = [Case(a, MODEL, TRAIN, dataset="synthetic") for a in ("fake-ok", "fake-nan")]
+    df = run_cases(cases, run_dir, resolve("synthetic"), threads=1, timeout_s=60, meta={})
+    rows = read_records(run_dir)
+    assert rows[0] == first[0]  # untouched
+    assert [r["adapter"] for r in rows] == ["fake-ok", "fake-nan"]
+    assert len(df) == 2
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_thread_settings_reach_the_child(tmp_path, fake_adapters, threads):
+    cases = [Case("fake-ok", MODEL, TRAIN, dataset="synthetic")]
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    run_cases(cases, run_dir, resolve("synthetic"), threads=threads, timeout_s=60, meta={})
+    job = json.loads(next((run_dir / "cases").glob("*.job.json")).read_text())
+    assert job["threads"] == threads

@@ -1,0 +1,80 @@
+import pytest
+
+from bench.errors import BenchInputError
+from bench.specs import Case, ModelSpec, TrainSpec
+
+
+def test_model_spec_normalizes_units_and_dropout():
+    m = ModelSpec(cell="lstm", units=[256, 128], dropout=0.2)
+    assert m.units == (256, 128)
+    assert m.dropout == (0.2, 0.2)
+    assert m.layers == 2
+    assert m.key == "lstm-uni-256-128-do0.2-0.2"
+
+
+def test_model_key_is_short_for_uniform_stacks():
+    assert ModelSpec(cell="gru", units=(128, 128), bidirectional=True).key == "gru-bi-128x2"
+    assert ModelSpec(cell="rnn", units=(512, 512), activation="relu").key == "rnn-uni-512x2-relu"
+
+
+@pytest.mark.parametrize(
+    "kwargs, field, fragment",
+    [
+        ({"cell": "transformer", "units": (8,)}, "cell", "'rnn', 'gru' or 'lstm'"),
+        ({"cell": "lstm", "units": ()}, "units", "at least one layer"),
+        ({"cell": "lstm", "units": (8, 0)}, "units", "positive integer"),
+        ({"cell": "lstm", "units": (8,), "activation": "gelu"}, "activation", "'tanh' or 'relu'"),
+        ({"cell": "lstm", "units": (8, 8), "dropout": (0.1,)}, "dropout", "one rate per layer (2 layers)"),
+        ({"cell": "lstm", "units": (8,), "dropout": 1.0}, "dropout", "[0, 1)"),
+        ({"cell": "lstm", "units": (8,), "bidirectional": "yes"}, "bidirectional", "True or False"),
+    ],
+)
+def test_model_spec_rejects_bad_values_naming_field_value_and_choices(kwargs, field, fragment):
+    with pytest.raises(BenchInputError) as exc:
+        ModelSpec(**kwargs)
+    msg = str(exc.value)
+    assert f"ModelSpec.{field}" in msg
+    assert fragment in msg
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": -64}, "batch_size"),
+        ({"epochs": 0}, "epochs"),
+        ({"max_steps": 0}, "max_steps"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"learning_rate": float("nan")}, "learning_rate"),
+        ({"optimizer": "sgd"}, "optimizer"),
+        ({"seed": -1}, "seed"),
+        ({"warmup_steps": -1}, "warmup_steps"),
+        ({"batch_size": True}, "batch_size"),
+    ],
+)
+def test_train_spec_rejects_bad_values(kwargs, field):
+    with pytest.raises(BenchInputError, match=rf"TrainSpec\.{field}: invalid value"):
+        TrainSpec(**kwargs)
+
+
+def test_planned_steps_counts_full_batches_only():
+    assert TrainSpec(batch_size=64, epochs=2).planned_steps(4000) == 124  # 62 full batches an epoch
+    assert TrainSpec(batch_size=64, epochs=2, max_steps=30).planned_steps(4000) == 30
+
+
+def test_specs_are_frozen():
+    m = ModelSpec(cell="gru", units=(8,))
+    with pytest.raises(AttributeError):
+        m.cell = "lstm"
+
+
+def test_case_round_trips_through_dict_and_has_stable_id():
+    case = Case("torch", ModelSpec("lstm", (256, 128), True, dropout=(0.2, 0.0)), TrainSpec(batch_size=100, seed=3))
+    again = Case.from_dict(case.to_dict())
+    assert again == case
+    assert case.case_id == "torch/lstm-bi-256-128-do0.2-0/b100/mnist-5k/s3"
+
+
+def test_case_rejects_unknown_device():
+    with pytest.raises(BenchInputError, match=r"Case.device: invalid value 'tpu'; allowed: 'auto', 'cpu' or 'cuda'"):
+        Case("torch", ModelSpec("gru", (8,)), device="tpu")
