@@ -7,8 +7,11 @@ order for every case, so adding a framework is one module and one registry line.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+import numpy as np
 
 from bench.batching import BatchPlan
 from bench.data import Dataset
@@ -63,6 +66,13 @@ class Adapter(ABC):
         """Train on the batches `plan` hands out, calling timer.start()/stop() around each step."""
 
     @abstractmethod
+    def train_step(self, model: Any, train: TrainSpec) -> Callable[[np.ndarray, np.ndarray], float]:
+        """A function that runs one synchronized training step on a numpy batch and returns its loss.
+
+        Used by the micro-benchmarks and checks that need a single step outside `fit`.
+        """
+
+    @abstractmethod
     def evaluate(self, model: Any, data: Dataset, train: TrainSpec) -> EvalResult:
         """Loss and accuracy on the test split."""
 
@@ -80,6 +90,19 @@ class Adapter(ABC):
         The default does nothing: right for frameworks whose step returns a materialized
         result (the Keras adapter forces its loss to a Python float inside the step).
         """
+
+    def phase_functions(self, model: Any, train: TrainSpec) -> dict[str, Callable[[np.ndarray, np.ndarray], Any]]:
+        """Synchronized callables for the forward/backward/optimizer split, run after the main timing.
+
+        Keys: "forward" (forward pass and loss), "forward_backward" (plus gradients) and "step"
+        (plus the optimizer update). The split is derived from differences of their medians, so
+        no extra synchronization is inserted inside a step. Adapters that cannot split return {}.
+        """
+        return {}
+
+    def kernel_path(self, model: Any, x: np.ndarray, y: np.ndarray) -> str:
+        """Which recurrent implementation runs (e.g. cuDNN, oneDNN, a generic step loop)."""
+        return "unknown"
 
     def uses_gpu(self) -> bool:
         """Whether this case runs on a GPU (decided by `setup`); GPU meters run only then."""

@@ -15,6 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up cha
 import keras  # noqa: E402
 
 from adapters.base import Adapter, EvalResult, FitResult, RuntimeInfo  # noqa: E402
+from adapters.kernel_rules import keras_kernel_path  # noqa: E402
 from bench.batching import BatchPlan  # noqa: E402
 from bench.data import Dataset  # noqa: E402
 from bench.specs import ModelSpec, TrainSpec  # noqa: E402
@@ -49,6 +50,8 @@ class _StepTimerCallback(keras.callbacks.Callback):
 class KerasAdapter(Adapter):
     name = "keras"
 
+    _gpu = False
+
     def setup(self, device: str, threads: int, seed: int) -> None:
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
@@ -58,9 +61,11 @@ class KerasAdapter(Adapter):
             for gpu in tf.config.list_physical_devices("GPU"):
                 # Without growth TF reserves the whole card, and memory figures mean nothing.
                 tf.config.experimental.set_memory_growth(gpu, True)
+            self._gpu = bool(tf.config.list_logical_devices("GPU"))
         keras.utils.set_random_seed(seed)
 
     def build(self, model: ModelSpec, train: TrainSpec) -> keras.Model:
+        self._spec = model
         inputs = keras.Input(shape=(None, model.input_size))
         x = inputs
         for i, (units, rate) in enumerate(zip(model.units, model.dropout, strict=True)):
@@ -108,6 +113,12 @@ class KerasAdapter(Adapter):
             diverged=callback.diverged,
         )
 
+    def train_step(self, model: keras.Model, train: TrainSpec):
+        def step(x, y) -> float:
+            return float(model.train_on_batch(x, y, return_dict=True)["loss"])  # float(): forces the result
+
+        return step
+
     def evaluate(self, model: keras.Model, data: Dataset, train: TrainSpec) -> EvalResult:
         out = model.evaluate(data.x_test, data.y_test, batch_size=train.eval_batch_size, verbose=0, return_dict=True)
         return EvalResult(loss=float(out["loss"]), accuracy=float(out["accuracy"]))
@@ -117,29 +128,79 @@ class KerasAdapter(Adapter):
 
     def runtime_info(self, model: keras.Model) -> RuntimeInfo:
         backend = keras.backend.backend()
-        backend_version = ""
+        extra: dict = {}
         if backend == "tensorflow":
             import tensorflow as tf
 
-            backend_version = tf.__version__
+            backend = f"tensorflow {tf.__version__}"
             gpus = tf.config.list_logical_devices("GPU")
-            device = f"{gpus[0].name} (tensorflow)" if gpus else "cpu"
+            device = gpus[0].name if gpus else "cpu"
+            threading = tf.config.threading
+            extra = {
+                "threads_intra": threading.get_intra_op_parallelism_threads(),
+                "threads_inter": threading.get_inter_op_parallelism_threads(),
+            }
+            if gpus:
+                build = tf.sysconfig.get_build_info()
+                extra.update(cuda_version=build.get("cuda_version"), cudnn_version=build.get("cudnn_version"))
         else:
             device = "see backend"
         return RuntimeInfo(
             framework="keras",
             framework_version=keras.__version__,
-            backend=f"{backend} {backend_version}".strip(),
+            backend=backend,
             compile_mode="xla" if model.jit_compile else "tf.function",
             device_name=device,
+            extra=extra,
         )
 
-    def uses_gpu(self) -> bool:
+    def sync(self) -> None:
+        if self.uses_gpu():
+            import tensorflow as tf
+
+            tf.test.experimental.sync_devices()
+
+    def phase_functions(self, model: keras.Model, train: TrainSpec):
         if keras.backend.backend() != "tensorflow":
-            return False
+            return {}
         import tensorflow as tf
 
-        return bool(tf.config.list_logical_devices("GPU"))
+        loss_fn, optimizer, variables = model.loss, model.optimizer, model.trainable_variables
+        jit = bool(model.jit_compile)
+
+        @tf.function(jit_compile=jit)
+        def forward(x, y):
+            return loss_fn(y, model(x, training=True))
+
+        @tf.function(jit_compile=jit)
+        def forward_backward(x, y):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(x, training=True))
+            grads = tape.gradient(loss, variables)
+            return tf.add_n([tf.reduce_sum(g) for g in grads])  # one output that needs every gradient
+
+        @tf.function(jit_compile=jit)
+        def step(x, y):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(x, training=True))
+            optimizer.apply(tape.gradient(loss, variables), variables)
+            return loss
+
+        def synced(fn):
+            def call(x, y):
+                out = fn(x, y).numpy()  # reading the result forces the computation
+                self.sync()
+                return out
+
+            return call
+
+        return {"forward": synced(forward), "forward_backward": synced(forward_backward), "step": synced(step)}
+
+    def kernel_path(self, model: keras.Model, x, y) -> str:
+        return keras_kernel_path(self._spec, self.uses_gpu(), keras.backend.backend())
+
+    def uses_gpu(self) -> bool:
+        return self._gpu
 
     def allocator_peak_mb(self) -> float | None:
         if not self.uses_gpu():

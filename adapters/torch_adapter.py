@@ -70,6 +70,19 @@ class RecurrentClassifier(nn.Module):
         return self.head(self.drops[-1](last))
 
 
+def _with_device_inputs(fn, to_dev):
+    cache = {}
+
+    def call(x, y):
+        key = (id(x), id(y))
+        if key not in cache:
+            cache.clear()
+            cache[key] = to_dev(x, y)
+        return fn(*cache[key])
+
+    return call
+
+
 class TorchAdapter(Adapter):
     name = "torch"
 
@@ -96,9 +109,7 @@ class TorchAdapter(Adapter):
     def fit(self, model: nn.Module, data: Dataset, train: TrainSpec, plan: BatchPlan, timer: StepTimer) -> FitResult:
         x = torch.from_numpy(data.x_train).to(self.device)
         y = torch.from_numpy(data.y_train).to(self.device)
-        # Keras' Adam default epsilon, so both frameworks run the same optimizer settings.
-        optimizer = torch.optim.Adam(model.parameters(), lr=train.learning_rate, eps=train.adam_epsilon)
-        criterion = nn.CrossEntropyLoss()
+        optimizer, criterion = self._optimizer(model, train), nn.CrossEntropyLoss()
         b = train.batch_size
         model.train()
         epochs, loss_sum, correct, seen, diverged = 0, 0.0, 0, 0, False
@@ -133,6 +144,24 @@ class TorchAdapter(Adapter):
             diverged=diverged,
         )
 
+    def _optimizer(self, model: nn.Module, train: TrainSpec) -> torch.optim.Optimizer:
+        # Keras' Adam default epsilon, so both frameworks run the same optimizer settings.
+        return torch.optim.Adam(model.parameters(), lr=train.learning_rate, eps=train.adam_epsilon)
+
+    def train_step(self, model: nn.Module, train: TrainSpec):
+        optimizer, criterion = self._optimizer(model, train), nn.CrossEntropyLoss()
+        model.train()
+
+        def step(x, y) -> float:
+            xb, yb = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = criterion(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+            return loss.item()  # .item() waits for the device
+
+        return step
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data: Dataset, train: TrainSpec) -> EvalResult:
         model.eval()
@@ -155,13 +184,65 @@ class TorchAdapter(Adapter):
             device = f"cuda:{torch.cuda.current_device()} ({torch.cuda.get_device_name()})"
         else:
             device = "cpu"
+        extra = {"threads_intra": torch.get_num_threads(), "threads_inter": torch.get_num_interop_threads()}
+        if self.device.type == "cuda":
+            extra.update(cuda_version=torch.version.cuda, cudnn_version=str(torch.backends.cudnn.version()))
         return RuntimeInfo(
             framework="torch",
             framework_version=torch.__version__,
             backend="eager",
             compile_mode="eager",
             device_name=device,
+            extra=extra,
         )
+
+    def phase_functions(self, model: nn.Module, train: TrainSpec):
+        optimizer, criterion = self._optimizer(model, train), nn.CrossEntropyLoss()
+        model.train()
+        to_dev = self._to_device
+
+        def forward(x, y):
+            loss = criterion(model(x), y)
+            self.sync()
+            return loss
+
+        def forward_backward(x, y):
+            optimizer.zero_grad(set_to_none=True)
+            criterion(model(x), y).backward()
+            self.sync()
+
+        def step(x, y):
+            optimizer.zero_grad(set_to_none=True)
+            criterion(model(x), y).backward()
+            optimizer.step()
+            self.sync()
+
+        # Inputs are moved to the device once, outside the timed calls.
+        return {
+            name: _with_device_inputs(fn, to_dev)
+            for name, fn in (("forward", forward), ("forward_backward", forward_backward), ("step", step))
+        }
+
+    def kernel_path(self, model: nn.Module, x, y) -> str:
+        """Read off the profiler which aten RNN op actually ran for a training forward/backward."""
+        from torch.profiler import ProfilerActivity, profile
+
+        xb, yb = self._to_device(x, y)
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.uses_gpu() else [])
+        model.train()
+        with profile(activities=activities) as prof:
+            nn.functional.cross_entropy(model(xb), yb).backward()
+        names = {e.key for e in prof.key_averages()}
+        model.zero_grad(set_to_none=True)
+        if any("_cudnn_rnn" in n for n in names):
+            return "cudnn (aten::_cudnn_rnn)"
+        if any("mkldnn_rnn" in n for n in names):
+            return "onednn (aten::mkldnn_rnn_layer)"
+        cells = sorted(n for n in names if n in ("aten::rnn_tanh", "aten::rnn_relu", "aten::gru", "aten::lstm"))
+        return "generic step loop (" + (", ".join(cells) or "aten cell ops") + ", one matmul pair per timestep)"
+
+    def _to_device(self, x, y):
+        return torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
 
     def uses_gpu(self) -> bool:
         return self.device.type == "cuda"

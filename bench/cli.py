@@ -24,10 +24,11 @@ from rich.progress import (
 from rich.table import Table
 
 import adapters
-from bench import data, envinfo
+from bench import compare, data, envinfo
+from bench.calibrate import sgemm_calibration
 from bench.errors import BenchInputError
 from bench.matrix import MATRICES, Overrides, build_cases
-from bench.report import print_run
+from bench.report import compare_markdown, compare_table, print_run
 from bench.results import Record, load_results
 from bench.runner import new_run_id, read_plan, run_cases, write_plan
 from bench.specs import DEVICES, Case
@@ -105,6 +106,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="matrices, adapters and datasets, and which are usable here")
 
+    cmp = sub.add_parser("compare", help="gate: compare a run against a baseline; exit 1 on regression")
+    cmp.add_argument("baseline", help="baseline run directory, results.parquet or results.csv")
+    cmp.add_argument("current", help="current run directory, results.parquet or results.csv")
+    cmp.add_argument(
+        "--fail",
+        action="append",
+        metavar="FIELD:PCT",
+        help=f"regression threshold, repeatable (default: {compare.DEFAULT_FAIL}); fields: {', '.join(compare.FIELDS)}",
+    )
+    cmp.add_argument(
+        "--normalize",
+        action="store_true",
+        help="divide step times by each run's SGEMM calibration (compare machines of different speed)",
+    )
+    cmp.add_argument(
+        "--alpha",
+        type=float,
+        default=compare.DEFAULT_ALPHA,
+        help=f"significance level of the Mann-Whitney U test (default {compare.DEFAULT_ALPHA})",
+    )
+    cmp.add_argument(
+        "--cv-limit",
+        type=float,
+        default=compare.DEFAULT_CV_LIMIT,
+        help=f"step-time CV above which a case is inconclusive (default {compare.DEFAULT_CV_LIMIT})",
+    )
+    cmp.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+
     show = sub.add_parser("show", help="print the table of a saved run")
     show.add_argument("path", help="run directory, results.parquet or results.csv")
     return parser
@@ -157,6 +186,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         "threads": threads,
         "timeout_s": timeout_s,
         "environment": envinfo.collect(),
+        "calibration": sgemm_calibration(),
     }
     if not resuming:
         write_plan(run_dir, cases, source, threads, timeout_s, {"matrix": meta["matrix"], "command": sys.argv})
@@ -228,6 +258,42 @@ def cmd_list(console: Console) -> int:
     return EXIT_OK
 
 
+def cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    thresholds = [compare.Threshold.parse(t) for t in (args.fail or [compare.DEFAULT_FAIL])]
+    if not 0 < args.alpha < 1:
+        raise BenchInputError(f"--alpha {args.alpha}: must be between 0 and 1")
+    if not args.cv_limit > 0:
+        raise BenchInputError(f"--cv-limit {args.cv_limit}: must be > 0")
+    base, base_meta = load_results(args.baseline)
+    cur, cur_meta = load_results(args.current)
+    results = compare.compare_runs(
+        base, cur, thresholds, base_meta, cur_meta, args.normalize, args.alpha, args.cv_limit
+    )
+    diffs = compare.environment_differences(base_meta, cur_meta)
+    if args.format == "json":
+        import json
+
+        payload = {
+            "failed": compare.gate_failed(results),
+            "environment_differences": diffs,
+            "comparisons": [r.__dict__ for r in results],
+        }
+        print(json.dumps(payload, indent=2, default=str))
+    elif args.format == "markdown":
+        print(compare_markdown(results, diffs))
+    else:
+        console.print(compare_table(results, f"{args.baseline} -> {args.current}"))
+        for d in diffs:
+            console.print(f"[yellow]warning: environments differ: {d}[/]")
+        failing = [r for r in results if r.verdict in compare.FAILING]
+        console.print(
+            f"[bold red]gate failed: {len(failing)} regression(s) or missing case(s)[/]"
+            if failing
+            else "[green]gate passed[/]"
+        )
+    return EXIT_CASE_FAILED if compare.gate_failed(results) else EXIT_OK
+
+
 def cmd_show(args: argparse.Namespace, console: Console) -> int:
     df, meta = load_results(args.path)
     print_run(df, console, title=f"rnnbench {meta.get('matrix', '')} {meta.get('run_id', args.path)}")
@@ -244,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args, console)
         if args.command == "list":
             return cmd_list(console)
+        if args.command == "compare":
+            return cmd_compare(args, console)
         return cmd_show(args, console)
     except BenchInputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -48,6 +48,10 @@ def _grid(unit_sizes: tuple[tuple[int, ...], ...]) -> Callable[[], list[ModelSpe
     return models
 
 
+def _ci_models() -> list[ModelSpec]:
+    return [ModelSpec(cell=cell, units=(64, 64)) for cell in CELLS]
+
+
 MATRICES: dict[str, MatrixDef] = {
     "smoke": MatrixDef(
         "smoke",
@@ -58,10 +62,18 @@ MATRICES: dict[str, MatrixDef] = {
     ),
     "full": MatrixDef(
         "full",
-        "keras+torch x rnn/gru/lstm x uni/bi x 2x128 / 2x256 units, 3 epochs of batch 64",
+        "keras+torch x rnn/gru/lstm x uni/bi x 2x128 / 2x256 units, 5 epochs of batch 64",
         _grid(((128, 128), (256, 256))),
-        TrainSpec(batch_size=64, epochs=3, warmup_steps=10),
+        TrainSpec(batch_size=64, epochs=5, warmup_steps=10),
         timeout_s=3600,
+    ),
+    "ci": MatrixDef(
+        "ci",
+        "keras+torch x rnn/gru/lstm, 2x64 units, 80 steps on synthetic data: the CI step-time gate",
+        _ci_models,
+        TrainSpec(batch_size=64, epochs=1, max_steps=80, warmup_steps=10),
+        timeout_s=300,
+        dataset="synthetic",
     ),
 }
 

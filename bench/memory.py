@@ -1,4 +1,4 @@
-"""Memory meters: peak CPU RSS of this process, and GPU memory through NVML.
+"""Memory and energy meters: peak CPU RSS of this process, and GPU memory and energy via NVML.
 
 No NVIDIA driver (or no `pynvml`) is a normal state: the sampler then reports no figure and a
 reason, and never raises. The NVML module is injectable so the logic is tested without a GPU.
@@ -6,9 +6,11 @@ reason, and never raises. The NVML module is injectable so the logic is tested w
 
 from __future__ import annotations
 
+import itertools
 import os
 import resource
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +21,20 @@ def peak_rss_mb() -> float:
 
 
 @dataclass(frozen=True)
+class GpuDevice:
+    handle: Any
+    uuid: str
+    name: str
+    mig: bool  # a MIG instance (its memory is the instance's slice, not the whole card)
+
+
+@dataclass(frozen=True)
 class GpuMemory:
     process_peak_mb: float | None  # this process's own memory, from NVML's process list
     device_peak_mb: float | None  # whole-device used memory (every process on the card)
     source: str | None  # where process_peak_mb came from
     reason: str | None  # why a figure is missing, or a caveat
+    device: GpuDevice | None = None
 
 
 def _import_nvml() -> Any:
@@ -32,38 +43,66 @@ def _import_nvml() -> Any:
     return pynvml
 
 
-def visible_device_indices(nvml: Any) -> list[int]:
-    """NVML indices of the GPUs this process can use, honouring CUDA_VISIBLE_DEVICES.
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
 
-    Entries may be indices or UUIDs (GPU-... or MIG-...), as CUDA accepts; an empty or "-1"
-    value hides every GPU.
+
+def enumerate_devices(nvml: Any) -> list[GpuDevice]:
+    """Every GPU, each followed by its MIG instances when MIG mode is on."""
+    devices = []
+    for i in range(nvml.nvmlDeviceGetCount()):
+        h = nvml.nvmlDeviceGetHandleByIndex(i)
+        name = _s(nvml.nvmlDeviceGetName(h))
+        devices.append(GpuDevice(h, _s(nvml.nvmlDeviceGetUUID(h)), name, False))
+        try:
+            mig_on = nvml.nvmlDeviceGetMigMode(h)[0] == 1
+        except Exception:  # pre-Ampere GPUs and old drivers do not support MIG queries
+            mig_on = False
+        if not mig_on:
+            continue
+        for j in range(nvml.nvmlDeviceGetMaxMigDeviceCount(h)):
+            try:
+                mh = nvml.nvmlDeviceGetMigDeviceHandleByIndex(h, j)
+            except Exception:  # unpopulated slot
+                continue
+            devices.append(GpuDevice(mh, _s(nvml.nvmlDeviceGetUUID(mh)), f"{name} MIG {j}", True))
+    return devices
+
+
+def visible_devices(nvml: Any) -> list[GpuDevice]:
+    """The GPUs this process can use, in CUDA's order, honouring CUDA_VISIBLE_DEVICES.
+
+    Entries may be indices (of physical GPUs) or UUIDs, whole or a unique prefix (GPU-... or
+    MIG-...), as CUDA accepts; CUDA stops at the first invalid entry; "" or "-1" hides all GPUs.
+    With CUDA_VISIBLE_DEVICES unset and MIG on, CUDA uses the GPU's MIG instances.
     """
-    count = nvml.nvmlDeviceGetCount()
+    devices = enumerate_devices(nvml)
+    physical = [d for d in devices if not d.mig]
     raw = os.environ.get("CUDA_VISIBLE_DEVICES")
     if raw is None:
-        return list(range(count))
-    by_uuid = {}
-    for i in range(count):
-        uuid = nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(i))
-        by_uuid[uuid.decode() if isinstance(uuid, bytes) else uuid] = i
+        out = []
+        for i, d in enumerate(devices):
+            migs_follow = i + 1 < len(devices) and devices[i + 1].mig
+            if d.mig or not migs_follow:
+                out.append(d)
+        return out
     chosen = []
     for entry in (e.strip() for e in raw.split(",")):
-        if not entry or entry == "-1":
-            break  # CUDA stops at the first invalid entry
         if entry.isdigit():
-            if int(entry) >= count:
+            if int(entry) >= len(physical):
                 break
-            chosen.append(int(entry))
-        else:
-            match = [i for u, i in by_uuid.items() if u.startswith(entry)]
-            if not match:
-                break
-            chosen.append(match[0])
+            chosen.append(physical[int(entry)])
+            continue
+        match = [d for d in devices if entry and d.uuid.startswith(entry)]
+        if len(match) != 1:
+            break
+        chosen.append(match[0])
     return chosen
 
 
 class GpuMemorySampler:
-    """Samples NVML every `period_s` in a thread: peak memory of `pids` and of the device.
+    """Samples NVML every `period_s` in a thread: peak memory of `pids` and of the device, and
+    the energy counter (or power, where the counter is missing) for `energy_j` windows.
 
     Use as a context manager around the training; read `.result()` afterwards.
     """
@@ -72,13 +111,15 @@ class GpuMemorySampler:
         self.pids = pids if pids is not None else {os.getpid()}
         self.period_s = period_s
         self._nvml = nvml
-        self._handles: list[Any] = []
+        self._device: GpuDevice | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._process_peak = 0
         self._device_peak = 0
         self._process_seen = False
         self._reason: str | None = None
+        self._has_energy_counter = False
+        self._power: list[tuple[float, float]] = []  # (time, watts), only without an energy counter
 
     def __enter__(self) -> GpuMemorySampler:
         try:
@@ -88,13 +129,13 @@ class GpuMemorySampler:
         except Exception as exc:  # ImportError, NVMLError_LibraryNotFound, driver errors...
             self._reason = f"NVML unavailable ({type(exc).__name__}: {exc}): no NVIDIA GPU or driver"
             return self
-        indices = visible_device_indices(nvml)
-        if not indices:
+        visible = visible_devices(nvml)
+        if not visible:
             self._reason = "no GPU visible to this process (CUDA_VISIBLE_DEVICES or none present)"
             nvml.nvmlShutdown()
             return self
-        # The framework uses the first visible device; that is the one measured.
-        self._handles = [nvml.nvmlDeviceGetHandleByIndex(indices[0])]
+        self._device = visible[0]  # frameworks use the first visible device
+        self._has_energy_counter = self._energy_mj() is not None
         self._sample()
         self._thread = threading.Thread(target=self._loop, name="nvml-sampler", daemon=True)
         self._thread.start()
@@ -104,40 +145,67 @@ class GpuMemorySampler:
         while not self._stop.wait(self.period_s):
             self._sample()
 
+    def _energy_mj(self) -> int | None:
+        try:
+            return int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._device.handle))
+        except Exception:  # not supported before Volta, nor on MIG instances
+            return None
+
     def _sample(self) -> None:
-        nvml = self._nvml
-        for h in self._handles:
+        nvml, h = self._nvml, self._device.handle
+        try:
+            self._device_peak = max(self._device_peak, int(nvml.nvmlDeviceGetMemoryInfo(h).used))
+            procs = nvml.nvmlDeviceGetComputeRunningProcesses(h)
+        except Exception:  # a transient NVML error must not kill the case
+            return
+        mine = [p for p in procs if p.pid in self.pids and p.usedGpuMemory is not None]
+        if mine:
+            self._process_seen = True
+            self._process_peak = max(self._process_peak, sum(int(p.usedGpuMemory) for p in mine))
+        if not self._has_energy_counter:
             try:
-                self._device_peak = max(self._device_peak, int(nvml.nvmlDeviceGetMemoryInfo(h).used))
-                procs = nvml.nvmlDeviceGetComputeRunningProcesses(h)
-            except Exception:  # a transient NVML error must not kill the case
-                continue
-            mine = [p for p in procs if p.pid in self.pids and p.usedGpuMemory is not None]
-            if mine:
-                self._process_seen = True
-                self._process_peak = max(self._process_peak, sum(int(p.usedGpuMemory) for p in mine))
+                self._power.append((time.perf_counter(), nvml.nvmlDeviceGetPowerUsage(h) / 1000.0))
+            except Exception:
+                pass
+
+    def mark(self) -> tuple[float, int | None]:
+        """A point in time for `energy_j`: the clock and, where supported, the energy counter."""
+        return time.perf_counter(), (self._energy_mj() if self._device is not None else None)
+
+    def energy_j(self, start: tuple[float, int | None], end: tuple[float, int | None]) -> tuple[float | None, str]:
+        """Joules used by the device between two marks, and how they were measured."""
+        if self._device is None:
+            return None, self._reason or "no GPU"
+        if start[1] is not None and end[1] is not None:
+            return (end[1] - start[1]) / 1000.0, "nvml-energy-counter"
+        pts = [(t, w) for t, w in self._power if start[0] <= t <= end[0]]
+        if len(pts) < 2:
+            return None, "no energy counter and too few power samples"
+        joules = sum((t1 - t0) * (w0 + w1) / 2 for (t0, w0), (t1, w1) in itertools.pairwise(pts))  # trapezoid
+        return joules, "nvml-power-sampling"
 
     def __exit__(self, *exc_info: Any) -> None:
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
             self._sample()
-        if self._handles:
+        if self._device is not None:
             try:
                 self._nvml.nvmlShutdown()
             except Exception:
                 pass
 
     def result(self) -> GpuMemory:
-        if not self._handles:
+        if self._device is None:
             return GpuMemory(None, None, None, self._reason)
         device_mb = self._device_peak / 2**20
         if self._process_seen:
-            return GpuMemory(self._process_peak / 2**20, device_mb, "nvml-process", None)
+            return GpuMemory(self._process_peak / 2**20, device_mb, "nvml-process", None, self._device)
         # In containers NVML often cannot see other PID namespaces: say so, and fall back.
         return GpuMemory(
             device_mb,
             device_mb,
             "nvml-device",
             "per-process figures not visible to NVML (container PID namespace?); device-wide peak shown",
+            self._device,
         )

@@ -103,10 +103,10 @@ def notes(df: pd.DataFrame) -> list[str]:
     gpu_reasons = df["gpu_mem_reason"].dropna().unique() if "gpu_mem_reason" in df else []
     if len(gpu_reasons):
         out.append("gpu memory: " + "; ".join(sorted(set(map(str, gpu_reasons)))[:3]))
-    if not df.empty and {"keras", "torch"} <= set(df["adapter"]) and (df["cell"] != "rnn").any():
+    if not df.empty and {"keras", "torch"} <= set(df["adapter"]) and (df["cell"] != "gru").any():
         out.append(
-            "params: PyTorch GRU/LSTM/RNN layers keep two bias vectors per gate (b_ih and b_hh), "
-            "Keras one (GRU with reset_after keeps two as well), so counts differ by design."
+            "params: PyTorch keeps two biases per gate (b_ih, b_hh), Keras one, so PyTorch has +H per "
+            "SimpleRNN and +4H per LSTM layer and direction; Keras' GRU (reset_after=True) keeps two, so GRU counts match."
         )
     return out
 
@@ -119,3 +119,60 @@ def print_run(df: pd.DataFrame, console: Console | None = None, title: str = "rn
         console.print(problems)
     for line in notes(df):
         console.print(f"[dim]note: {line}[/]")
+
+
+VERDICT_STYLE = {
+    "regression": "bold red",
+    "missing": "bold red",
+    "inconclusive": "yellow",
+    "improvement": "green",
+    "unchanged": "white",
+    "new": "cyan",
+}
+
+
+def _ratio_cells(c) -> tuple[str, str, str]:
+    ratio = "-" if c.ratio is None else f"{c.ratio:.3f}"
+    interval = "-" if c.ci_low is None else f"[{c.ci_low:.3f}, {c.ci_high:.3f}]"
+    p = "-" if c.p_value is None else f"{c.p_value:.2g}"
+    return ratio, interval, p
+
+
+def compare_table(results, title: str = "baseline vs current") -> Table:
+    table = Table(title=title, header_style="bold")
+    for name in ("case", "field", "baseline", "current", "ratio", "95% CI", "p", "verdict", "note"):
+        table.add_column(name, justify="right" if name in ("baseline", "current", "ratio", "p") else "left")
+    for c in results:
+        ratio, interval, p = _ratio_cells(c)
+        style = VERDICT_STYLE.get(c.verdict, "white")
+        table.add_row(
+            c.case_id,
+            c.field,
+            _num(c.baseline, ".3f"),
+            _num(c.current, ".3f"),
+            ratio,
+            interval,
+            p,
+            f"[{style}]{c.verdict}[/]",
+            c.note,
+        )
+    return table
+
+
+def compare_markdown(results, env_diffs: list[str]) -> str:
+    """A pull-request comment."""
+    lines = [
+        "| case | field | baseline | current | ratio | 95% CI | p | verdict |",
+        "|---|---|---:|---:|---:|---|---:|---|",
+    ]
+    for c in results:
+        ratio, interval, p = _ratio_cells(c)
+        verdict = f"**{c.verdict}**" if c.verdict in ("regression", "missing") else c.verdict
+        note = f" ({c.note})" if c.note else ""
+        lines.append(
+            f"| `{c.case_id}` | {c.field} | {_num(c.baseline, '.3f')} | {_num(c.current, '.3f')} | {ratio} "
+            f"| {interval} | {p} | {verdict}{note} |"
+        )
+    if env_diffs:
+        lines += ["", "Environments differ: " + "; ".join(env_diffs)]
+    return "\n".join(lines)

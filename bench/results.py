@@ -96,6 +96,31 @@ class Record:
     gpu_mem_source: str | None = None
     gpu_mem_reason: str | None = None
     gpu_allocator_peak_mb: float | None = None
+    gpu_name: str | None = None
+    gpu_uuid: str | None = None
+    gpu_mig: bool | None = None
+    energy_j_per_step: float | None = None
+    energy_j_per_epoch: float | None = None
+    energy_source: str | None = None
+    # what ran, and how fast against this machine's matmul speed
+    kernel_path: str | None = None
+    forward_ms: float | None = None
+    backward_ms: float | None = None
+    optimizer_ms: float | None = None
+    train_gflop_per_step: float | None = None
+    achieved_gflops: float | None = None
+    pct_of_sgemm: float | None = None
+    step_time_unstable: bool | None = None
+    # environment (the full record is in meta.json)
+    threads_intra: int | None = None
+    threads_inter: int | None = None
+    cuda_version: str | None = None
+    cudnn_version: str | None = None
+    python_version: str | None = None
+    cpu_model: str | None = None
+    cpu_cores: int | None = None
+    git_commit: str | None = None
+    git_dirty: bool | None = None
     # raw per-step times (step 0 included), the input of `compare`
     step_times_ms: tuple[float, ...] = ()
 

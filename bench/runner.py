@@ -99,13 +99,18 @@ def run_one(
     threads: int,
     timeout_s: float,
     executor: LocalProcessExecutor,
+    meta: dict[str, Any] | None = None,
 ) -> Record:
     """Run one case in a child process and return its Record (never raises for case failures)."""
+    meta = meta or {}
     safe = case.case_id.replace("/", "__")
     work = run_dir / "cases"
     work.mkdir(exist_ok=True)
     job, out, log = work / f"{safe}.job.json", work / f"{safe}.out.json", work / f"{safe}.log"
-    job.write_text(json.dumps({"case": case.to_dict(), "source": asdict(source), "threads": threads}))
+    sgemm = (meta.get("calibration") or {}).get("sgemm_gflops")
+    job.write_text(
+        json.dumps({"case": case.to_dict(), "source": asdict(source), "threads": threads, "sgemm_gflops": sgemm})
+    )
     out.unlink(missing_ok=True)
     outcome = executor.execute([str(job), str(out)], case_env(case, threads), log, timeout_s)
     record = Record.for_case(case, run_id, threads)
@@ -116,7 +121,19 @@ def run_one(
         tail = error_tail(log.read_text(encoding="utf-8", errors="replace")) if log.exists() else ""
         measured = {"status": status, "error": f"{why}\n{tail}".strip()}
     measured["wall_time_s"] = outcome.wall_time_s
-    return record.with_measurements(measured)
+    return record.with_measurements({**environment_columns(meta.get("environment") or {}), **measured})
+
+
+def environment_columns(env: dict[str, Any]) -> dict[str, Any]:
+    """The key environment facts as columns (the whole record stays in meta.json)."""
+    git = env.get("git") or {}
+    return {
+        "python_version": env.get("python"),
+        "cpu_model": env.get("cpu_model"),
+        "cpu_cores": env.get("cpu_cores"),
+        "git_commit": git.get("commit"),
+        "git_dirty": git.get("dirty"),
+    }
 
 
 def write_plan(
@@ -156,7 +173,7 @@ def run_cases(
             continue
         if on_start:
             on_start(case, i)
-        record = run_one(case, run_dir, run_id, source, threads, timeout_s, executor)
+        record = run_one(case, run_dir, run_id, source, threads, timeout_s, executor, meta)
         append_record(run_dir, record)
         if on_done:
             on_done(record)

@@ -111,6 +111,7 @@ class TrainSpec:
     seed: int = 0
     warmup_steps: int = 5
     eval_batch_size: int = 1000
+    phase_rounds: int = 20  # rounds of the forward/backward/optimizer split after training; 0 = skip
 
     def __post_init__(self) -> None:
         owner = "TrainSpec"
@@ -129,6 +130,8 @@ class TrainSpec:
             _fail(owner, "adam_epsilon", eps, "a finite number > 0")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             _fail(owner, "seed", self.seed, "an integer >= 0")
+        if isinstance(self.phase_rounds, bool) or not isinstance(self.phase_rounds, int) or self.phase_rounds < 0:
+            _fail(owner, "phase_rounds", self.phase_rounds, "an integer >= 0")
         if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
             _fail(owner, "warmup_steps", self.warmup_steps, "an integer >= 0")
 

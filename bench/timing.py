@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+UNSTABLE_CV = 0.10  # step-time CV above this flags the row `step_time_unstable`
+
 
 class StepTimer:
     """Collects one duration per training step, in nanoseconds.

@@ -35,6 +35,9 @@ class OkAdapter(Adapter):
         diverged = self.loss != self.loss
         return FitResult(steps=timer.steps, epochs=epochs, train_loss=self.loss, train_accuracy=0.5, diverged=diverged)
 
+    def train_step(self, model, train):
+        return lambda x, y: self.loss
+
     def evaluate(self, model, data, train):
         return EvalResult(loss=self.loss, accuracy=0.25)
 

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize(
     "argv, fragments",
     [
-        (["--matrix", "nosuch"], ["unknown matrix 'nosuch'", "'smoke' or 'full'"]),
+        (["--matrix", "nosuch"], ["unknown matrix 'nosuch'", "'smoke', 'full' or 'ci'"]),
         (["--adapters", "keras,mxnet"], ["unknown adapter 'mxnet'", "'keras' or 'torch'"]),
         (["--dataset", "cifar"], ["invalid choice: 'cifar'", "mnist-5k"]),
         (["--batch-size", "0"], ["--batch-size", "invalid value '0'", "positive integer"]),
@@ -51,7 +51,7 @@ def test_cli_entry_point_exit_code_for_unknown_matrix(tmp_path):
         timeout=60,
     )
     assert proc.returncode == 2
-    assert "valid matrices: 'smoke' or 'full'" in proc.stderr
+    assert "valid matrices: 'smoke', 'full' or 'ci'" in proc.stderr
     assert not (tmp_path / "o").exists()
 
 

@@ -44,7 +44,7 @@ def test_epochs_override_clears_step_limit():
 
 
 def test_bad_names_list_valid_choices():
-    with pytest.raises(BenchInputError, match="unknown matrix 'nosuch'; valid matrices: 'smoke' or 'full'"):
+    with pytest.raises(BenchInputError, match="unknown matrix 'nosuch'; valid matrices: 'smoke', 'full' or 'ci'"):
         build_cases("nosuch")
     with pytest.raises(BenchInputError, match="unknown adapter 'mxnet'; valid adapters: 'keras' or 'torch'"):
         build_cases("smoke", Overrides(adapters=("mxnet",)))

@@ -1,0 +1,34 @@
+"""A short SGEMM calibration at the start of each run: this machine's float32 matmul speed.
+
+Saved in the run's metadata. `compare --normalize` divides step times by it, so runs from
+machines of different speed can be compared; it is also the yardstick for achieved FLOP/s.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+SIZE = 1024  # large enough to be BLAS-bound, ~0.2 s in all on 2 cores
+REPEATS = 20
+
+
+def sgemm_calibration(size: int = SIZE, repeats: int = REPEATS, seed: int = 0) -> dict[str, float]:
+    """Median time of a size x size float32 matmul (numpy's BLAS) and the GFLOP/s it implies."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+    a @ b  # first call: thread pool start-up, page faults
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    median_s = float(np.median(times))
+    return {
+        "sgemm_size": size,
+        "sgemm_ms": median_s * 1e3,
+        "sgemm_gflops": 2 * size**3 / median_s / 1e9,
+        "sgemm_cv": float(np.std(times) / np.mean(times)),
+    }

@@ -1,0 +1,45 @@
+"""Micro-benchmarks (pytest-benchmark): one training step per adapter x cell on a small model.
+
+Not part of the default test run (marker `perf`). Save a baseline and gate on it:
+
+    python -m pytest -m perf tests/benchmarks --benchmark-autosave
+    python -m pytest -m perf tests/benchmarks --benchmark-compare --benchmark-compare-fail=median:10%
+
+Timings live here and in `python -m bench compare`, never in the unit tests.
+"""
+
+import numpy as np
+import pytest
+
+import adapters
+from bench.specs import CELLS, ModelSpec, TrainSpec
+from tests.conftest import installed
+
+pytestmark = pytest.mark.perf
+
+ADAPTERS = [
+    pytest.param(name, marks=pytest.mark.skipif(not installed(*info.requires), reason=f"{info.requires} missing"))
+    for name, info in adapters.BUILTIN.items()
+]
+BATCH = 64
+
+
+@pytest.fixture(scope="module")
+def batch():
+    rng = np.random.default_rng(0)
+    return rng.random((BATCH, 28, 28), dtype=np.float32), rng.integers(0, 10, BATCH)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("adapter_name", ADAPTERS)
+def test_train_step(benchmark, adapter_name, cell, batch):
+    adapter = adapters.load(adapter_name)
+    adapter.setup("auto", threads=2, seed=0)
+    train = TrainSpec(batch_size=BATCH)
+    step = adapter.train_step(adapter.build(ModelSpec(cell, (64, 64)), train), train)
+    x, y = batch
+    for _ in range(3):  # compile / trace / warm-up outside the measurement
+        step(x, y)
+    benchmark.group = f"train step, {cell} 2x64, batch {BATCH}"
+    loss = benchmark.pedantic(step, args=(x, y), rounds=30, iterations=1, warmup_rounds=2)
+    assert np.isfinite(loss)
