@@ -29,6 +29,17 @@ def _torch_check(model: ModelSpec) -> str | None:
     return None
 
 
+def _keras_torch_defect() -> str | None:
+    from importlib.metadata import version
+
+    v = version("keras")
+    major_minor = tuple(int(p) for p in v.split(".")[:2] if p.isdigit())
+    if (3, 10) <= major_minor < (3, 14):
+        return (f"keras {v} on the torch backend detaches the cuDNN LSTM's outputs, so LSTM weights do not "
+                "train on GPUs (fixed in 3.14); the learning check marks such rows not-learning")
+    return None
+
+
 @dataclass(frozen=True)
 class AdapterInfo:
     name: str
@@ -37,6 +48,7 @@ class AdapterInfo:
     description: str
     env: dict[str, str] = field(default_factory=dict)  # set in the case's process before import
     check: Callable[[ModelSpec], str | None] | None = None  # why a spec is not expressible
+    defect: Callable[[], str | None] | None = None  # a known defect of the installed version, if any
 
     def unsupported_reason(self, model: ModelSpec) -> str | None:
         return self.check(model) if self.check else None
@@ -55,6 +67,35 @@ BUILTIN: dict[str, AdapterInfo] = {
         "adapters.torch_adapter:TorchAdapter",
         ("torch",),
         "PyTorch eager: nn.RNN / nn.GRU / nn.LSTM, hand-written training loop",
+        check=_torch_check,
+    ),
+    "keras-jax": AdapterInfo(
+        "keras-jax",
+        "adapters.keras_adapter:KerasAdapter",
+        ("keras", "jax"),
+        "Keras 3 on the JAX backend (same adapter code, KERAS_BACKEND=jax in its process)",
+        env={"KERAS_BACKEND": "jax", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"},  # no whole-card reservation
+    ),
+    "keras-torch": AdapterInfo(
+        "keras-torch",
+        "adapters.keras_adapter:KerasAdapter",
+        ("keras", "torch"),
+        "Keras 3 on the PyTorch backend (same adapter code, KERAS_BACKEND=torch in its process)",
+        env={"KERAS_BACKEND": "torch"},
+        defect=_keras_torch_defect,
+    ),
+    "torch-compile": AdapterInfo(
+        "torch-compile",
+        "adapters.torch_adapter:TorchCompileAdapter",
+        ("torch",),
+        "PyTorch with torch.compile (inductor); Dynamo's default leaves RNN modules eager",
+        check=_torch_check,
+    ),
+    "torch-compile-rnn": AdapterInfo(
+        "torch-compile-rnn",
+        "adapters.torch_adapter:TorchCompileRnnAdapter",
+        ("torch",),
+        "PyTorch with torch.compile and torch._dynamo.config.allow_rnn=True (RNN modules traced)",
         check=_torch_check,
     ),
 }
@@ -92,7 +133,8 @@ def availability(name: str) -> tuple[bool, str]:
     missing = [pkg for pkg in info.requires if importlib.util.find_spec(pkg) is None]
     if missing:
         return False, f"not installed: {', '.join(missing)} (pip install 'rnnbench[{name}]')"
-    return True, "installed"
+    defect = info.defect() if info.defect else None
+    return True, f"installed; warning: {defect}" if defect else "installed"
 
 
 def load(name: str):

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bench.batching import BatchPlan
+from bench.canonical import CanonicalWeights
 from bench.data import Dataset
 from bench.specs import ModelSpec, TrainSpec
 from bench.timing import StepTimer
@@ -28,6 +29,7 @@ class FitResult:
     train_loss: float  # mean training loss over the last epoch's batches
     train_accuracy: float  # mean training accuracy over the last epoch's batches
     diverged: bool = False  # a non-finite loss was seen; training stopped there
+    first_loss: float = float("nan")  # loss of the first batch, before any update
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,22 @@ class Adapter(ABC):
         The default does nothing: right for frameworks whose step returns a materialized
         result (the Keras adapter forces its loss to a Python float inside the step).
         """
+
+    @abstractmethod
+    def logits(self, model: Any, x: np.ndarray) -> np.ndarray:
+        """Inference-mode logits for a numpy batch (dropout off)."""
+
+    @abstractmethod
+    def get_weights(self, model: Any) -> CanonicalWeights:
+        """The model's weights in the canonical layout (bench/canonical.py)."""
+
+    @abstractmethod
+    def set_weights(self, model: Any, weights: CanonicalWeights) -> None:
+        """Load canonical weights into the model (the same function in every framework)."""
+
+    def keeps_recurrent_bias(self, cell: str) -> bool:
+        """Whether the framework keeps a separate recurrent bias (b_hh) for this cell."""
+        return True
 
     def phase_functions(self, model: Any, train: TrainSpec) -> dict[str, Callable[[np.ndarray, np.ndarray], Any]]:
         """Synchronized callables for the forward/backward/optimizer split, run after the main timing.

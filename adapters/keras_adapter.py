@@ -13,15 +13,42 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter out of the logs
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
 from adapters.base import Adapter, EvalResult, FitResult, RuntimeInfo  # noqa: E402
 from adapters.kernel_rules import keras_kernel_path  # noqa: E402
 from bench.batching import BatchPlan  # noqa: E402
+from bench.canonical import CanonicalWeights, Direction  # noqa: E402
 from bench.data import Dataset  # noqa: E402
 from bench.specs import ModelSpec, TrainSpec  # noqa: E402
 from bench.timing import StepTimer  # noqa: E402
 
 CELLS = {"rnn": keras.layers.SimpleRNN, "gru": keras.layers.GRU, "lstm": keras.layers.LSTM}
+
+
+# Keras' GRU gate blocks are (z, r, h); PyTorch's (and the canonical layout's) are (r, z, n).
+# SimpleRNN has one block and LSTM's (i, f, c, o) already matches PyTorch's (i, f, g, o).
+_GRU_KERAS_TO_TORCH = (1, 0, 2)
+
+
+def _to_torch_gates(a: np.ndarray, cell: str, h: int) -> np.ndarray:
+    if cell != "gru":
+        return np.array(a, copy=True)
+    return np.concatenate([a[i * h : (i + 1) * h] for i in _GRU_KERAS_TO_TORCH])
+
+
+def _from_torch_gates(a: np.ndarray, cell: str, h: int) -> np.ndarray:
+    return _to_torch_gates(a, cell, h)  # the (1, 0, 2) swap is its own inverse
+
+
+def _np(variable) -> np.ndarray:
+    return keras.ops.convert_to_numpy(variable.value)
+
+
+def _assign(variable, value: np.ndarray) -> None:
+    if tuple(variable.shape) != value.shape:
+        raise ValueError(f"weight shape {value.shape} does not fit variable {variable.path} {tuple(variable.shape)}")
+    variable.assign(value.astype(np.float32))
 
 
 class _StepTimerCallback(keras.callbacks.Callback):
@@ -35,6 +62,7 @@ class _StepTimerCallback(keras.callbacks.Callback):
         super().__init__()
         self.timer = timer
         self.diverged = False
+        self.first_loss = math.nan
 
     def on_train_batch_begin(self, batch, logs=None):
         self.timer.start()
@@ -42,6 +70,8 @@ class _StepTimerCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         loss = float(logs["loss"])
         self.timer.stop()
+        if self.timer.steps == 1:
+            self.first_loss = loss  # the epoch's running mean after one batch is that batch's loss
         if not math.isfinite(loss):
             self.diverged = True
             self.model.stop_training = True
@@ -53,7 +83,8 @@ class KerasAdapter(Adapter):
     _gpu = False
 
     def setup(self, device: str, threads: int, seed: int) -> None:
-        if keras.backend.backend() == "tensorflow":
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
             import tensorflow as tf
 
             tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -62,10 +93,19 @@ class KerasAdapter(Adapter):
                 # Without growth TF reserves the whole card, and memory figures mean nothing.
                 tf.config.experimental.set_memory_growth(gpu, True)
             self._gpu = bool(tf.config.list_logical_devices("GPU"))
+        elif backend == "torch":
+            import torch
+
+            torch.set_num_threads(threads)
+            self._gpu = torch.cuda.is_available()
+        elif backend == "jax":
+            import jax  # threads: XLA's CPU pool follows the process's cores; recorded, not set
+
+            self._gpu = jax.devices()[0].platform == "gpu"
         keras.utils.set_random_seed(seed)
 
     def build(self, model: ModelSpec, train: TrainSpec) -> keras.Model:
-        self._spec = model
+        self._spec, self._train = model, train
         inputs = keras.Input(shape=(None, model.input_size))
         x = inputs
         for i, (units, rate) in enumerate(zip(model.units, model.dropout, strict=True)):
@@ -77,8 +117,12 @@ class KerasAdapter(Adapter):
                 x = keras.layers.Dropout(rate)(x)
         outputs = keras.layers.Dense(model.num_classes)(x)
         net = keras.Model(inputs, outputs, name=model.key.replace(".", "_"))
+        if train.optimizer == "sgd":
+            optimizer = keras.optimizers.SGD(learning_rate=train.learning_rate)
+        else:
+            optimizer = keras.optimizers.Adam(learning_rate=train.learning_rate, epsilon=train.adam_epsilon)
         net.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=train.learning_rate, epsilon=train.adam_epsilon),
+            optimizer=optimizer,
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
         )
@@ -111,6 +155,7 @@ class KerasAdapter(Adapter):
             train_loss=float(history.get("loss", [math.nan])[-1]),
             train_accuracy=float(history.get("accuracy", [math.nan])[-1]),
             diverged=callback.diverged,
+            first_loss=callback.first_loss,
         )
 
     def train_step(self, model: keras.Model, train: TrainSpec):
@@ -118,6 +163,58 @@ class KerasAdapter(Adapter):
             return float(model.train_on_batch(x, y, return_dict=True)["loss"])  # float(): forces the result
 
         return step
+
+    def keeps_recurrent_bias(self, cell: str) -> bool:
+        return cell == "gru"  # reset_after=True keeps [input bias, recurrent bias]
+
+    def logits(self, model: keras.Model, x) -> np.ndarray:
+        return keras.ops.convert_to_numpy(model(x, training=False))
+
+    @staticmethod
+    def _recurrent_layers(model: keras.Model) -> list[list]:
+        """Per spec layer, its Keras RNN layers: [forward] or [forward, backward]."""
+        out = []
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.Bidirectional):
+                out.append([layer.forward_layer, layer.backward_layer])
+            elif isinstance(layer, keras.layers.RNN):
+                out.append([layer])
+        return out
+
+    def get_weights(self, model: keras.Model) -> CanonicalWeights:
+        layers = []
+        for rnns in self._recurrent_layers(model):
+            dirs = []
+            for rnn in rnns:
+                cell, h = rnn.cell, rnn.cell.units
+                w_ih = _to_torch_gates(_np(cell.kernel).T, self._spec.cell, h)
+                w_hh = _to_torch_gates(_np(cell.recurrent_kernel).T, self._spec.cell, h)
+                bias = _np(cell.bias)
+                if bias.ndim == 2:  # GRU reset_after=True: [input bias, recurrent bias]
+                    b_ih, b_hh = (_to_torch_gates(b, "gru", h) for b in bias)
+                else:
+                    b_ih, b_hh = bias.copy(), np.zeros_like(bias)
+                dirs.append(Direction(w_ih, w_hh, b_ih, b_hh))
+            layers.append(dirs)
+        head = model.layers[-1]
+        return CanonicalWeights(layers, _np(head.kernel).T.copy(), _np(head.bias).copy())
+
+    def set_weights(self, model: keras.Model, weights: CanonicalWeights) -> None:
+        cell_kind = self._spec.cell
+        if cell_kind != "gru":
+            weights = weights.merged_biases()  # one Keras bias = b_ih + b_hh: the same function
+        for rnns, layer in zip(self._recurrent_layers(model), weights.layers, strict=True):
+            for rnn, d in zip(rnns, layer, strict=True):
+                cell, h = rnn.cell, rnn.cell.units
+                _assign(cell.kernel, _from_torch_gates(d.w_ih, cell_kind, h).T)
+                _assign(cell.recurrent_kernel, _from_torch_gates(d.w_hh, cell_kind, h).T)
+                if cell_kind == "gru":
+                    _assign(cell.bias, np.stack([_from_torch_gates(d.b_ih, "gru", h), _from_torch_gates(d.b_hh, "gru", h)]))
+                else:
+                    _assign(cell.bias, d.b_ih)
+        head = model.layers[-1]
+        _assign(head.kernel, weights.head_w.T)
+        _assign(head.bias, weights.head_b)
 
     def evaluate(self, model: keras.Model, data: Dataset, train: TrainSpec) -> EvalResult:
         out = model.evaluate(data.x_test, data.y_test, batch_size=train.eval_batch_size, verbose=0, return_dict=True)
@@ -143,22 +240,41 @@ class KerasAdapter(Adapter):
             if gpus:
                 build = tf.sysconfig.get_build_info()
                 extra.update(cuda_version=build.get("cuda_version"), cudnn_version=build.get("cudnn_version"))
+            compile_mode = "xla" if model.jit_compile else "tf.function"
+        elif backend == "jax":
+            import jax
+
+            backend, device = f"jax {jax.__version__}", str(jax.devices()[0])
+            compile_mode = "jax.jit (xla)" if model.jit_compile else "eager"
         else:
-            device = "see backend"
+            import torch
+
+            backend = f"torch {torch.__version__}"
+            device = f"cuda:{torch.cuda.current_device()}" if self._gpu else "cpu"
+            compile_mode = "torch.compile" if model.jit_compile else "eager"
+            extra = {"threads_intra": torch.get_num_threads(), "threads_inter": torch.get_num_interop_threads()}
         return RuntimeInfo(
             framework="keras",
             framework_version=keras.__version__,
             backend=backend,
-            compile_mode="xla" if model.jit_compile else "tf.function",
+            compile_mode=compile_mode,
             device_name=device,
             extra=extra,
         )
 
     def sync(self) -> None:
-        if self.uses_gpu():
+        if not self._gpu:
+            return
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
             import tensorflow as tf
 
             tf.test.experimental.sync_devices()
+        elif backend == "torch":
+            import torch
+
+            torch.cuda.synchronize()
+        # jax: reading the loss as a float already blocks until the step is done
 
     def phase_functions(self, model: keras.Model, train: TrainSpec):
         if keras.backend.backend() != "tensorflow":
@@ -197,14 +313,28 @@ class KerasAdapter(Adapter):
         return {"forward": synced(forward), "forward_backward": synced(forward_backward), "step": synced(step)}
 
     def kernel_path(self, model: keras.Model, x, y) -> str:
-        return keras_kernel_path(self._spec, self.uses_gpu(), keras.backend.backend())
+        backend = keras.backend.backend()
+        if backend == "torch":  # Keras' torch backend calls torch's own RNN kernels where it can: ask the profiler
+            from adapters.torch_adapter import profiled_kernel_path
+
+            return profiled_kernel_path(lambda: self.train_step(model, self._train)(x, y), self._gpu)
+        return keras_kernel_path(self._spec, self._gpu, backend)
 
     def uses_gpu(self) -> bool:
         return self._gpu
 
     def allocator_peak_mb(self) -> float | None:
-        if not self.uses_gpu():
+        if not self._gpu:
             return None
+        backend = keras.backend.backend()
+        if backend == "torch":
+            import torch
+
+            return torch.cuda.max_memory_allocated() / 2**20
+        if backend == "jax":
+            import jax
+
+            return jax.devices()[0].memory_stats().get("peak_bytes_in_use", 0) / 2**20
         import tensorflow as tf
 
         return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
 from adapters.base import Adapter, EvalResult, FitResult, RuntimeInfo
 from bench.batching import BatchPlan
+from bench.canonical import CanonicalWeights, Direction
 from bench.data import Dataset
 from bench.specs import ModelSpec, TrainSpec
 from bench.timing import StepTimer
@@ -70,6 +72,26 @@ class RecurrentClassifier(nn.Module):
         return self.head(self.drops[-1](last))
 
 
+def profiled_kernel_path(run, gpu: bool) -> str:
+    """Read off the profiler which aten RNN implementation `run()` actually executed."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
+    with profile(activities=activities) as prof:
+        run()
+    names = {e.key for e in prof.key_averages()}
+    if any("_cudnn_rnn" in n for n in names):
+        return "cudnn (aten::_cudnn_rnn)"
+    if any("mkldnn_rnn" in n for n in names):
+        return "onednn (aten::mkldnn_rnn_layer)"
+    cells = sorted(n for n in names if n in ("aten::rnn_tanh", "aten::rnn_relu", "aten::gru", "aten::lstm"))
+    if cells:
+        return "generic step loop (" + ", ".join(cells) + ", one matmul pair per timestep)"
+    if any(n.startswith(("Torch-Compiled Region", "CompiledFunction")) for n in names):
+        return "compiled graph (inductor kernels, no aten RNN op)"
+    return "generic step loop (matmul and element-wise ops per timestep)"
+
+
 def _with_device_inputs(fn, to_dev):
     cache = {}
 
@@ -111,8 +133,9 @@ class TorchAdapter(Adapter):
         y = torch.from_numpy(data.y_train).to(self.device)
         optimizer, criterion = self._optimizer(model, train), nn.CrossEntropyLoss()
         b = train.batch_size
-        model.train()
-        epochs, loss_sum, correct, seen, diverged = 0, 0.0, 0, 0, False
+        net = self._net(model)
+        net.train()
+        epochs, loss_sum, correct, seen, diverged, first_loss = 0, 0.0, 0, 0, False, math.nan
         for idx in plan.epochs_indices():
             epochs += 1
             loss_sum, correct, seen = 0.0, 0, 0
@@ -122,12 +145,14 @@ class TorchAdapter(Adapter):
                 xb, yb = x.index_select(0, sel), y.index_select(0, sel)  # batch prep stays untimed
                 timer.start()
                 optimizer.zero_grad(set_to_none=True)
-                logits = model(xb)
+                logits = net(xb)
                 loss = criterion(logits, yb)
                 loss.backward()
                 optimizer.step()
                 timer.stop()
                 value = loss.item()
+                if timer.steps == 1:
+                    first_loss = value
                 loss_sum += value * len(yb)
                 correct += int((logits.argmax(1) == yb).sum())
                 seen += len(yb)
@@ -142,20 +167,69 @@ class TorchAdapter(Adapter):
             train_loss=loss_sum / seen if seen else math.nan,
             train_accuracy=correct / seen if seen else math.nan,
             diverged=diverged,
+            first_loss=first_loss,
         )
 
     def _optimizer(self, model: nn.Module, train: TrainSpec) -> torch.optim.Optimizer:
+        if train.optimizer == "sgd":
+            return torch.optim.SGD(model.parameters(), lr=train.learning_rate)
         # Keras' Adam default epsilon, so both frameworks run the same optimizer settings.
         return torch.optim.Adam(model.parameters(), lr=train.learning_rate, eps=train.adam_epsilon)
 
+    @torch.no_grad()
+    def logits(self, model: nn.Module, x) -> np.ndarray:
+        model.eval()
+        out = model(torch.from_numpy(x).to(self.device)).cpu().numpy()
+        model.train()
+        return out
+
+    @staticmethod
+    def _recurrent_layers(model: nn.Module) -> list[tuple[nn.Module, int]]:
+        """(module, index inside it) for each layer of the spec, in order."""
+        return [(rnn, k) for rnn in model.rnns for k in range(rnn.num_layers)]
+
+    def get_weights(self, model: nn.Module) -> CanonicalWeights:
+        def get(rnn, name):
+            return getattr(rnn, name).detach().cpu().numpy().copy()
+
+        layers = []
+        for rnn, k in self._recurrent_layers(model):
+            suffixes = ["", "_reverse"] if rnn.bidirectional else [""]
+            layers.append([
+                Direction(*(get(rnn, f"{n}_l{k}{sfx}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
+                for sfx in suffixes
+            ])
+        return CanonicalWeights(layers, model.head.weight.detach().cpu().numpy().copy(),
+                                model.head.bias.detach().cpu().numpy().copy())
+
+    @torch.no_grad()
+    def set_weights(self, model: nn.Module, weights: CanonicalWeights) -> None:
+        def put(param, value):
+            if tuple(param.shape) != value.shape:
+                raise ValueError(f"weight shape {value.shape} does not fit parameter {tuple(param.shape)}")
+            param.copy_(torch.from_numpy(np.ascontiguousarray(value)))  # in place: keeps cuDNN's flat buffer
+
+        for (rnn, k), layer in zip(self._recurrent_layers(model), weights.layers, strict=True):
+            suffixes = ["", "_reverse"] if rnn.bidirectional else [""]
+            for sfx, d in zip(suffixes, layer, strict=True):
+                for n, value in (("weight_ih", d.w_ih), ("weight_hh", d.w_hh), ("bias_ih", d.b_ih), ("bias_hh", d.b_hh)):
+                    put(getattr(rnn, f"{n}_l{k}{sfx}"), value)
+        put(model.head.weight, weights.head_w)
+        put(model.head.bias, weights.head_b)
+
+    def _net(self, model: nn.Module) -> nn.Module:
+        """The module the training steps call (the compiled variant returns a compiled wrapper)."""
+        return model
+
     def train_step(self, model: nn.Module, train: TrainSpec):
         optimizer, criterion = self._optimizer(model, train), nn.CrossEntropyLoss()
-        model.train()
+        net = self._net(model)
+        net.train()
 
         def step(x, y) -> float:
             xb, yb = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
             optimizer.zero_grad(set_to_none=True)
-            loss = criterion(model(xb), yb)
+            loss = criterion(net(xb), yb)
             loss.backward()
             optimizer.step()
             return loss.item()  # .item() waits for the device
@@ -198,22 +272,23 @@ class TorchAdapter(Adapter):
 
     def phase_functions(self, model: nn.Module, train: TrainSpec):
         optimizer, criterion = self._optimizer(model, train), nn.CrossEntropyLoss()
-        model.train()
+        net = self._net(model)
+        net.train()
         to_dev = self._to_device
 
         def forward(x, y):
-            loss = criterion(model(x), y)
+            loss = criterion(net(x), y)
             self.sync()
             return loss
 
         def forward_backward(x, y):
             optimizer.zero_grad(set_to_none=True)
-            criterion(model(x), y).backward()
+            criterion(net(x), y).backward()
             self.sync()
 
         def step(x, y):
             optimizer.zero_grad(set_to_none=True)
-            criterion(model(x), y).backward()
+            criterion(net(x), y).backward()
             optimizer.step()
             self.sync()
 
@@ -224,22 +299,16 @@ class TorchAdapter(Adapter):
         }
 
     def kernel_path(self, model: nn.Module, x, y) -> str:
-        """Read off the profiler which aten RNN op actually ran for a training forward/backward."""
-        from torch.profiler import ProfilerActivity, profile
-
         xb, yb = self._to_device(x, y)
-        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.uses_gpu() else [])
-        model.train()
-        with profile(activities=activities) as prof:
-            nn.functional.cross_entropy(model(xb), yb).backward()
-        names = {e.key for e in prof.key_averages()}
+        net = self._net(model)
+        net.train()
+
+        def forward_backward():
+            nn.functional.cross_entropy(net(xb), yb).backward()
+
+        path = profiled_kernel_path(forward_backward, self.uses_gpu())
         model.zero_grad(set_to_none=True)
-        if any("_cudnn_rnn" in n for n in names):
-            return "cudnn (aten::_cudnn_rnn)"
-        if any("mkldnn_rnn" in n for n in names):
-            return "onednn (aten::mkldnn_rnn_layer)"
-        cells = sorted(n for n in names if n in ("aten::rnn_tanh", "aten::rnn_relu", "aten::gru", "aten::lstm"))
-        return "generic step loop (" + (", ".join(cells) or "aten cell ops") + ", one matmul pair per timestep)"
+        return path
 
     def _to_device(self, x, y):
         return torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
@@ -251,3 +320,45 @@ class TorchAdapter(Adapter):
         if self.device.type != "cuda":
             return None
         return torch.cuda.max_memory_allocated() / 2**20
+
+
+class TorchCompileAdapter(TorchAdapter):
+    """The same model with `torch.compile` (inductor) on the module: forward and backward compiled.
+
+    By default Dynamo does not trace RNN modules (`torch._dynamo.config.allow_rnn = False`): it
+    breaks the graph there and runs nn.LSTM eagerly, so only the head is compiled. The
+    `torch-compile-rnn` variant sets allow_rnn, so Dynamo traces through the recurrent layers.
+    Compilation happens in the first step and is reported in `first_step_ms`; graph breaks are
+    counted and named in `compile_mode`.
+    """
+
+    name = "torch-compile"
+    allow_rnn = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._compiled: dict[int, nn.Module] = {}
+
+    def _net(self, model: nn.Module) -> nn.Module:
+        import torch._dynamo
+
+        torch._dynamo.config.allow_rnn = self.allow_rnn
+        if id(model) not in self._compiled:
+            self._compiled[id(model)] = torch.compile(model)
+        return self._compiled[id(model)]
+
+    def runtime_info(self, model: nn.Module) -> RuntimeInfo:
+        from torch._dynamo.utils import counters
+
+        info = super().runtime_info(model)
+        breaks = counters.get("graph_break", {})
+        n = sum(breaks.values())
+        rnn = "rnn traced (allow_rnn=True)" if self.allow_rnn else "rnn eager (Dynamo skips RNN modules by default)"
+        detail = f"{n} graph break(s): {'; '.join(sorted(breaks))[:200]}" if n else "no graph breaks"
+        return RuntimeInfo(info.framework, info.framework_version, "inductor", f"torch.compile, {rnn}, {detail}",
+                           info.device_name, info.extra)
+
+
+class TorchCompileRnnAdapter(TorchCompileAdapter):
+    name = "torch-compile-rnn"
+    allow_rnn = True

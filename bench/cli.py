@@ -29,12 +29,13 @@ from bench.calibrate import sgemm_calibration
 from bench.errors import BenchInputError
 from bench.matrix import MATRICES, Overrides, build_cases
 from bench.report import compare_markdown, compare_table, print_run
-from bench.results import Record, load_results
+from bench.results import CSV_FILE, META_FILE, PARQUET_FILE, Record, load_results
 from bench.runner import new_run_id, read_plan, run_cases, write_plan
-from bench.specs import DEVICES, Case
+from bench.specs import DEVICES, INIT_SCHEMES, Case
 
 EXIT_OK, EXIT_CASE_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-FAILING = ("failed", "timeout", "oom", "diverged")
+FAILING = ("failed", "timeout", "oom", "diverged", "not-learning")
+BASELINES = Path("results") / "baselines"
 TRAIN_SIZES = {"mnist-5k": 4000, "mnist": 60000, "fashion-mnist": 60000, "synthetic": data.SYNTHETIC_TRAIN}
 
 
@@ -96,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=_positive_int, help="training batch size")
     run.add_argument("--seed", type=int, help="seed for weights and data order")
     run.add_argument("--device", choices=DEVICES, help="where to train (default: auto)")
+    run.add_argument("--init", choices=INIT_SCHEMES,
+                     help="starting weights: framework (each its own defaults, the default), or one scheme "
+                     "(keras / torch) applied in every adapter")
     run.add_argument("--threads", type=_positive_int, help="CPU threads per framework (default: all usable cores)")
     run.add_argument("--timeout", type=_positive_float, help="wall-clock limit per case in seconds")
     run.add_argument(
@@ -134,6 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp.add_argument("--format", choices=("table", "markdown", "json"), default="table")
 
+    par = sub.add_parser("parity", help="prove every adapter builds the same model: same weights -> same outputs")
+    par.add_argument("--adapters", type=_adapter_list, help="adapters to compare (default: every installed one)")
+    par.add_argument("--seed", type=int, default=0, help="seed of the weights and the batch")
+
+    base = sub.add_parser("baseline", help="save a finished run as a committed baseline (results/baselines/NAME)")
+    base.add_argument("run_dir", help="the run directory to keep")
+    base.add_argument("--name", required=True, help="baseline name, e.g. ci-cpu")
+    base.add_argument("--root", default=str(BASELINES), help=f"where baselines live (default: {BASELINES})")
+
     show = sub.add_parser("show", help="print the table of a saved run")
     show.add_argument("path", help="run directory, results.parquet or results.csv")
     return parser
@@ -157,6 +170,7 @@ def _prepare_run(args: argparse.Namespace) -> tuple[list[Case], data.DataSource,
         batch_size=args.batch_size,
         device=args.device,
         seed=args.seed,
+        init=args.init,
     )
     if args.seed is not None and args.seed < 0:
         raise BenchInputError(f"--seed: invalid value {args.seed}; allowed: an integer >= 0")
@@ -294,6 +308,47 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     return EXIT_CASE_FAILED if compare.gate_failed(results) else EXIT_OK
 
 
+def cmd_parity(args: argparse.Namespace, console: Console) -> int:
+    import tempfile
+
+    from bench.parity import run_parity
+    from bench.report import parity_table
+
+    names = list(args.adapters or [n for n in adapters.BUILTIN if adapters.availability(n)[0]])
+    missing = [n for n in names if not adapters.availability(n)[0]]
+    if missing:
+        raise BenchInputError(f"parity: adapter(s) not installed here: {', '.join(missing)}")
+    if len(names) < 2:
+        raise BenchInputError(f"parity needs two installed adapters; usable here: {', '.join(names) or 'none'}")
+    with tempfile.TemporaryDirectory() as work:
+        rows = run_parity(names, args.seed, envinfo.usable_cores(), Path(work))
+    console.print(parity_table(rows))
+    bad = [r for r in rows if not r.ok]
+    console.print(f"[bold red]{len(bad)} mismatch(es)[/]" if bad else f"[green]all {len(rows)} combinations match[/]")
+    return EXIT_CASE_FAILED if bad else EXIT_OK
+
+
+def cmd_baseline(args: argparse.Namespace, console: Console) -> int:
+    import shutil
+
+    src = Path(args.run_dir)
+    missing = [f for f in (PARQUET_FILE, META_FILE) if not (src / f).exists()]
+    if missing:
+        raise BenchInputError(f"{args.run_dir!r} is not a finished run directory: no {', '.join(missing)}")
+    if not args.name or not all(c.isalnum() or c in "-_." for c in args.name):
+        raise BenchInputError(f"--name {args.name!r}: use letters, digits, '-', '_' or '.'")
+    df, _ = load_results(src)
+    if not (df["status"] == "ok").all():
+        bad = df.loc[df["status"] != "ok", "case_id"].tolist()
+        raise BenchInputError(f"{args.run_dir!r} has cases that are not ok ({', '.join(bad)}); a baseline must be clean")
+    dest = Path(args.root) / args.name
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in (PARQUET_FILE, CSV_FILE, META_FILE):
+        shutil.copy2(src / f, dest / f)
+    console.print(f"baseline {dest}: {len(df)} cases from run {src.name}")
+    return EXIT_OK
+
+
 def cmd_show(args: argparse.Namespace, console: Console) -> int:
     df, meta = load_results(args.path)
     print_run(df, console, title=f"rnnbench {meta.get('matrix', '')} {meta.get('run_id', args.path)}")
@@ -312,6 +367,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list(console)
         if args.command == "compare":
             return cmd_compare(args, console)
+        if args.command == "parity":
+            return cmd_parity(args, console)
+        if args.command == "baseline":
+            return cmd_baseline(args, console)
         return cmd_show(args, console)
     except BenchInputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -26,6 +26,7 @@ class Overrides:
     batch_size: int | None = None
     device: str | None = None
     seed: int | None = None
+    init: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ def build_cases(name: str, overrides: Overrides = Overrides()) -> tuple[list[Cas
                     train=train,
                     dataset=overrides.dataset or mdef.dataset,
                     device=overrides.device or "auto",
+                    init=overrides.init or "framework",
                 )
             )
     return cases, mdef

@@ -176,3 +176,19 @@ def compare_markdown(results, env_diffs: list[str]) -> str:
     if env_diffs:
         lines += ["", "Environments differ: " + "; ".join(env_diffs)]
     return "\n".join(lines)
+
+
+def parity_table(rows) -> Table:
+    table = Table(title="parity: same weights, same batch -> same logits, loss and SGD update", header_style="bold")
+    for name in ("model", "vs", "params", "params note", "max |d logits|", "|d loss|", "max |d update|", "result"):
+        table.add_column(name, justify="right" if name.startswith(("max", "|")) else "left")
+    for r in rows:
+        table.add_row(
+            r.spec_key, f"{r.adapter} vs {r.reference}", f"{r.params:,} / {r.reference_params:,}", r.params_note,
+            f"{r.logits_diff:.1e}", f"{r.loss_diff:.1e}", f"{r.weights_diff:.1e}",
+            "[green]match[/]" if r.ok else "[bold red]MISMATCH[/]",
+        )
+    notes = sorted({r.note for r in rows if r.note})
+    if notes:
+        table.caption = "; ".join(notes)
+    return table

@@ -22,7 +22,7 @@ from bench.errors import BenchInputError
 from bench.specs import Case
 
 SCHEMA_VERSION = 1
-STATUSES = ("ok", "failed", "timeout", "oom", "diverged", "unavailable")
+STATUSES = ("ok", "failed", "timeout", "oom", "diverged", "not-learning", "unavailable")
 RECORDS_FILE, PARQUET_FILE, CSV_FILE, META_FILE, PLAN_FILE = (
     "records.jsonl",
     "results.parquet",
@@ -56,6 +56,7 @@ class Record:
     seed: int
     device: str  # what was asked: auto / cpu / cuda
     threads: int
+    init: str  # framework / keras / torch
     # how it ran
     status: str = "failed"
     error: str | None = None
@@ -70,6 +71,7 @@ class Record:
     params: int | None = None
     steps_run: int | None = None
     epochs_run: int | None = None
+    first_step_loss: float | None = None  # loss of the very first batch, before any update
     train_loss: float | None = None
     train_accuracy: float | None = None
     test_loss: float | None = None
@@ -145,6 +147,7 @@ class Record:
             seed=t.seed,
             device=case.device,
             threads=threads,
+            init=case.init,
         )
 
     def with_measurements(self, measured: dict[str, Any]) -> Record:

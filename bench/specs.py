@@ -15,8 +15,9 @@ from bench.errors import BenchInputError, choices_text
 
 CELLS = ("rnn", "gru", "lstm")
 ACTIVATIONS = ("tanh", "relu")
-OPTIMIZERS = ("adam",)
+OPTIMIZERS = ("adam", "sgd")  # sgd: plain, no momentum (used by the parity check)
 DEVICES = ("auto", "cpu", "cuda")
+INIT_SCHEMES = ("framework", "keras", "torch")
 
 
 def _fail(owner: str, name: str, value: Any, allowed: str) -> None:
@@ -95,7 +96,7 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class TrainSpec:
-    """How to train: Adam on mini-batches of full size, for `epochs` or until `max_steps`.
+    """How to train: Adam (or plain SGD) on full mini-batches, for `epochs` or until `max_steps`.
 
     Every epoch trains on floor(N / batch_size) full batches in an order the harness draws from
     `seed` (the same order for every adapter); the partial last batch is dropped so that every
@@ -152,11 +153,13 @@ class Case:
     dataset: str = "mnist-5k"
     device: str = "auto"
     threads: int | None = None
+    init: str = "framework"  # framework: each its own defaults; keras / torch: one scheme in every adapter
 
     def __post_init__(self) -> None:
         if not isinstance(self.adapter, str) or not self.adapter:
             _fail("Case", "adapter", self.adapter, "an adapter name")
         _check_choice("Case", "device", self.device, DEVICES)
+        _check_choice("Case", "init", self.init, INIT_SCHEMES)
         if self.threads is not None:
             _check_positive_int("Case", "threads", self.threads)
 
@@ -164,7 +167,8 @@ class Case:
     def case_id(self) -> str:
         """Stable identity used to match cases across runs (resume, compare)."""
         t = self.train
-        return f"{self.adapter}/{self.model.key}/b{t.batch_size}/{self.dataset}/s{t.seed}"
+        init = "" if self.init == "framework" else f"/init-{self.init}"
+        return f"{self.adapter}/{self.model.key}/b{t.batch_size}/{self.dataset}/s{t.seed}{init}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.batching import BatchPlan
+from bench.canonical import init_weights
 from bench.data import DataSource
 from bench.data import load as load_data
 from bench.flops import train_flops_per_step
+from bench.learning import frozen_weights, learning_problems
 from bench.memory import GpuMemorySampler, peak_rss_mb
 from bench.phases import measure_phases
 from bench.results import atomic_write_json
@@ -94,12 +96,17 @@ def run_case(case: Case, source: DataSource, threads: int, sgemm_gflops: float |
         with sampler or contextlib.nullcontext():
             model = adapter.build(case.model, train)
             measured["params"] = adapter.count_params(model)
+            start_weights = init_weights(case.init, case.model, train.seed)
+            if start_weights is not None:
+                adapter.set_weights(model, start_weights)
+            weights_before = adapter.get_weights(model)
             start = sampler.mark() if sampler else None
             t0 = time.perf_counter()
             fit = adapter.fit(model, data, train, plan, timer)
             measured["train_time_s"] = time.perf_counter() - t0
             if sampler:
                 fit_window = (start, sampler.mark())
+            frozen = frozen_weights(weights_before, adapter.get_weights(model), adapter.keeps_recurrent_bias(case.model.cell))
             t0 = time.perf_counter()
             ev = adapter.evaluate(model, data, train)
             measured["eval_time_s"] = time.perf_counter() - t0
@@ -120,16 +127,19 @@ def run_case(case: Case, source: DataSource, threads: int, sgemm_gflops: float |
     stats = step_stats(times, train.warmup_steps)
     flops = train_flops_per_step(case.model, train.batch_size)
     achieved = flops / (stats.median_ms / 1e3) / 1e9 if stats.timed_steps else math.nan
+    problems = [] if fit.diverged else learning_problems(frozen, fit.first_loss, fit.train_loss, data.has_labels)
     if fit.diverged:
         accuracy_reason = "training diverged (non-finite loss)"
+    elif problems:
+        accuracy_reason = "not learning: " + "; ".join(problems)
     elif not data.has_labels:
         accuracy_reason = "synthetic data: labels are random, accuracy is meaningless"
     else:
         accuracy_reason = None
     report_acc = accuracy_reason is None
     measured.update(
-        status="diverged" if fit.diverged else "ok",
-        error="non-finite training loss; training stopped" if fit.diverged else None,
+        status="diverged" if fit.diverged else "not-learning" if problems else "ok",
+        error="non-finite training loss; training stopped" if fit.diverged else "; ".join(problems) or None,
         framework=info.framework,
         framework_version=info.framework_version,
         backend=info.backend,
@@ -138,6 +148,7 @@ def run_case(case: Case, source: DataSource, threads: int, sgemm_gflops: float |
         batch_order_sha256=plan.order_hash(),
         steps_run=fit.steps,
         epochs_run=fit.epochs,
+        first_step_loss=_finite(fit.first_loss),
         train_loss=_finite(fit.train_loss),
         train_accuracy=_finite(fit.train_accuracy) if report_acc else None,
         test_loss=_finite(ev.loss) if report_acc else None,

@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 import time
 
+import numpy as np
+
 from adapters.base import Adapter, EvalResult, FitResult, RuntimeInfo
+from bench.canonical import CanonicalWeights, torch_scheme
 
 
 class OkAdapter(Adapter):
@@ -21,10 +24,15 @@ class OkAdapter(Adapter):
     def setup(self, device, threads, seed):
         self.threads = threads
 
+    moves_weights = True
+
     def build(self, model, train):
-        return {"spec": model}
+        return {"spec": model, "weights": torch_scheme(model, 0)}
 
     def fit(self, model, data, train, plan, timer):
+        if self.moves_weights:
+            w = model["weights"]
+            model["weights"] = CanonicalWeights.from_arrays(model["spec"], {k: v + 0.01 for k, v in w.arrays().items()})
         epochs = 0
         for idx in plan.epochs_indices():
             epochs += 1
@@ -41,6 +49,15 @@ class OkAdapter(Adapter):
     def evaluate(self, model, data, train):
         return EvalResult(loss=self.loss, accuracy=0.25)
 
+    def logits(self, model, x):
+        return np.zeros((len(x), 10), dtype=np.float32)
+
+    def get_weights(self, model):
+        return CanonicalWeights.from_arrays(model["spec"], {k: v.copy() for k, v in model["weights"].arrays().items()})
+
+    def set_weights(self, model, weights):
+        model["weights"] = weights
+
     def count_params(self, model):
         return 42
 
@@ -51,6 +68,13 @@ class OkAdapter(Adapter):
 class NanAdapter(OkAdapter):
     name = "fake-nan"
     loss = float("nan")
+
+
+class FrozenAdapter(OkAdapter):
+    """Trains without ever changing a weight: the detached-output bug in miniature."""
+
+    name = "fake-frozen"
+    moves_weights = False
 
 
 class CrashAdapter(OkAdapter):
@@ -87,6 +111,7 @@ class OomAdapter(OkAdapter):
 FAKES = {
     "fake-ok": "OkAdapter",
     "fake-nan": "NanAdapter",
+    "fake-frozen": "FrozenAdapter",
     "fake-crash": "CrashAdapter",
     "fake-hang": "HangAdapter",
     "fake-raise": "RaiseAdapter",

@@ -1,6 +1,9 @@
 """Contract tests, run over every built-in adapter (skipped cleanly when its framework is missing)."""
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,9 +15,13 @@ from bench.specs import ModelSpec, TrainSpec
 from bench.timing import StepTimer
 from tests.conftest import installed
 
+# A Keras backend is fixed when Keras is imported, so this process tests the adapters of its own
+# backend (KERAS_BACKEND, default tensorflow); test_other_keras_backends re-runs this file for the others.
+BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 ADAPTERS = [
     pytest.param(name, marks=pytest.mark.skipif(not installed(*info.requires), reason=f"{info.requires} not installed"))
     for name, info in adapters.BUILTIN.items()
+    if info.env.get("KERAS_BACKEND", BACKEND) == BACKEND
 ]
 
 
@@ -27,7 +34,7 @@ def rnn_params(cell: str, in_size: int, h: int, biases: int) -> int:
 def expected_params(adapter: str, spec: ModelSpec) -> int:
     # Keras keeps one bias per gate, except GRU with reset_after=True (its default), which keeps
     # an input and a recurrent bias like PyTorch. PyTorch keeps b_ih and b_hh for every cell.
-    biases = 2 if adapter == "torch" or spec.cell == "gru" else 1
+    biases = 2 if adapter.startswith("torch") or spec.cell == "gru" else 1
     dirs = 2 if spec.bidirectional else 1
     total, in_size = 0, spec.input_size
     for h in spec.units:
@@ -96,8 +103,8 @@ def test_training_reduces_loss_on_a_learnable_task(adapter, tiny_data):
 
 
 def test_keras_reports_reference_d1_parameter_count():
-    if not installed("keras", "tensorflow"):
-        pytest.skip("keras not installed")
+    if not installed("keras", "tensorflow") or BACKEND != "tensorflow":
+        pytest.skip("keras on tensorflow not installed")
     a = adapters.load("keras")
     a.setup("cpu", 1, 0)
     # ../shared/SEEDS.md case D1: SimpleRNN(256) -> SimpleRNN(256) -> Dense(10) on 28 features
@@ -142,3 +149,56 @@ def test_torch_rejects_relu_lstm_before_any_work():
     info = adapters.get_info("torch")
     assert "fixed tanh activation" in info.unsupported_reason(ModelSpec("lstm", (8,), activation="relu"))
     assert info.unsupported_reason(ModelSpec("rnn", (8,), activation="relu")) is None
+
+
+def _learnable(tiny_data):
+    x = tiny_data.x_train.copy()
+    y = np.arange(len(x)) % 2
+    x[y == 1, 14:] += 1.0
+    return type(tiny_data)(**{**tiny_data.__dict__, "x_train": x, "y_train": y, "x_test": x[:20], "y_test": y[:20]})
+
+
+def _freeze_first_layer(adapter, model):
+    if adapter.name.startswith("torch"):
+        for p in model.rnns[0].parameters():
+            p.requires_grad_(False)
+    else:
+        model.layers[1].trainable = False
+        model.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])  # Keras needs a recompile
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_learning_check_catches_a_frozen_layer(adapter, tiny_data, freeze):
+    from bench.learning import frozen_weights, learning_problems
+
+    data = _learnable(tiny_data)
+    train = TrainSpec(batch_size=16, epochs=5, learning_rate=1e-2)
+    spec = ModelSpec("lstm", (8, 6))  # widths differ: two recurrent modules in both frameworks
+    model = adapter.build(spec, train)
+    if freeze:
+        _freeze_first_layer(adapter, model)
+    before = adapter.get_weights(model)
+    fit = adapter.fit(model, data, train, BatchPlan(64, 16, 5, None, 0), StepTimer(adapter.sync))
+    frozen = frozen_weights(before, adapter.get_weights(model), adapter.keeps_recurrent_bias("lstm"))
+    problems = learning_problems(frozen, fit.first_loss, fit.train_loss, labels_meaningful=True)
+    if freeze:
+        expected = ["l0.d0.w_ih", "l0.d0.w_hh", "l0.d0.b_ih"] + (["l0.d0.b_hh"] if adapter.keeps_recurrent_bias("lstm") else [])
+        assert frozen == expected
+        assert problems and "weights that never changed: l0.d0.w_ih" in problems[0]
+    else:
+        assert frozen == [] and problems == []
+
+
+@pytest.mark.parametrize("name", [n for n, i in adapters.BUILTIN.items() if i.env.get("KERAS_BACKEND", BACKEND) != BACKEND])
+def test_other_keras_backends(name):
+    """The whole contract, in a fresh process on that adapter's Keras backend."""
+    info = adapters.BUILTIN[name]
+    if not installed(*info.requires):
+        pytest.skip(f"{info.requires} not installed")
+    env = {**os.environ, **info.env}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-k", "keras and not other_keras"],
+        capture_output=True, text=True, env=env, timeout=900, cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert " passed" in proc.stdout and " failed" not in proc.stdout

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
     "argv, fragments",
     [
         (["--matrix", "nosuch"], ["unknown matrix 'nosuch'", "'smoke', 'full' or 'ci'"]),
-        (["--adapters", "keras,mxnet"], ["unknown adapter 'mxnet'", "'keras' or 'torch'"]),
+        (["--adapters", "keras,mxnet"], ["unknown adapter 'mxnet'", "'keras', 'torch', 'keras-jax', 'keras-torch', 'torch-compile' or 'torch-compile-rnn'"]),
         (["--dataset", "cifar"], ["invalid choice: 'cifar'", "mnist-5k"]),
         (["--batch-size", "0"], ["--batch-size", "invalid value '0'", "positive integer"]),
         (["--epochs", "-3"], ["--epochs", "invalid value '-3'"]),
@@ -65,3 +65,30 @@ def test_list_shows_matrices_adapters_and_datasets(capsys):
 def test_show_of_missing_path_is_bad_input(tmp_path, capsys):
     assert main(["show", str(tmp_path / "none")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def _finished_run(tmp_path, status="ok"):
+    from bench.results import Record, save_run, to_frame
+    from bench.specs import Case, ModelSpec
+
+    rec = Record.for_case(Case("torch", ModelSpec("gru", (8,))), "r1", 1).with_measurements({"status": status})
+    run_dir = tmp_path / "runs" / "r1"
+    run_dir.mkdir(parents=True)
+    save_run(run_dir, to_frame([rec.to_row()]), {"run_id": "r1"})
+    return run_dir
+
+
+def test_baseline_copies_a_clean_run(tmp_path):
+    run_dir = _finished_run(tmp_path)
+    assert main(["baseline", str(run_dir), "--name", "ci-cpu", "--root", str(tmp_path / "b")]) == 0
+    assert sorted(p.name for p in (tmp_path / "b" / "ci-cpu").iterdir()) == ["meta.json", "results.csv", "results.parquet"]
+
+
+@pytest.mark.parametrize("case, fragment", [("failed-run", "not ok"), ("bad-name", "use letters"), ("no-run", "not a finished run")])
+def test_baseline_rejects_bad_input(tmp_path, capsys, case, fragment):
+    run_dir = _finished_run(tmp_path, status="failed" if case == "failed-run" else "ok")
+    name = "a/b" if case == "bad-name" else "x"
+    path = tmp_path / "nothing" if case == "no-run" else run_dir
+    assert main(["baseline", str(path), "--name", name, "--root", str(tmp_path / "b")]) == 2
+    assert fragment in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()

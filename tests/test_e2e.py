@@ -31,6 +31,8 @@ def test_tiny_run_writes_one_ok_row_per_case_and_prints_the_table(tmp_path):
         "10",
         "--threads",
         "1",
+        "--init",
+        "keras",
         "--out",
         str(tmp_path),
         "--quiet",
@@ -47,6 +49,14 @@ def test_tiny_run_writes_one_ok_row_per_case_and_prints_the_table(tmp_path):
     assert df["dataset_sha256"].nunique() == 1
     assert (df["test_accuracy"].between(0, 1)).all()
     assert df["gpu_mem_peak_mb"].isna().all() and df["gpu_mem_reason"].str.contains("CPU").all()
+    # --init keras: both frameworks start from the same weights, so the first loss agrees
+    assert (df["init"] == "keras").all()
+    for _, pair in df.groupby("bidirectional"):
+        losses = pair["first_step_loss"].tolist()
+        assert len(losses) == 2 and abs(losses[0] - losses[1]) < 1e-5, losses
+    # measurement columns are filled
+    assert df["kernel_path"].notna().all() and (df["forward_ms"] > 0).all()
+    assert (df["pct_of_sgemm"] > 0).all() and df["git_commit"].notna().all()
     assert "lstm-bi-32x2" in proc.stdout and "rnnbench smoke" in proc.stdout
     # the same table again from the saved run
     shown = run_cli("show", str(run_dir))
@@ -61,3 +71,11 @@ def test_whole_smoke_matrix(tmp_path):
     (run_dir,) = (tmp_path / "runs").iterdir()
     df = pd.read_parquet(run_dir / "results.parquet")
     assert len(df) == 12 and set(df["status"]) == {"ok"}
+
+
+@pytest.mark.slow
+@needs_both
+def test_parity_command_passes():
+    proc = run_cli("parity", timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "combinations match" in proc.stdout and "MISMATCH" not in proc.stdout

@@ -23,7 +23,7 @@ def run(tmp_path, adapter_names, timeout_s=60.0):
 
 
 def test_every_failure_kind_is_recorded_and_the_matrix_completes(tmp_path, fake_adapters):
-    names = ["fake-crash", "fake-raise", "fake-oom", "fake-nan", "fake-missing", "fake-hang", "fake-ok"]
+    names = ["fake-crash", "fake-raise", "fake-oom", "fake-nan", "fake-missing", "fake-hang", "fake-frozen", "fake-ok"]
     df, run_dir = run(tmp_path, names, timeout_s=8.0)
     status = df["status"].to_dict()
     assert status == {
@@ -33,8 +33,11 @@ def test_every_failure_kind_is_recorded_and_the_matrix_completes(tmp_path, fake_
         "fake-nan": "diverged",
         "fake-missing": "unavailable",
         "fake-hang": "timeout",
+        "fake-frozen": "not-learning",
         "fake-ok": "ok",
     }
+    assert "weights that never changed: l0.d0.w_ih, l0.d0.w_hh" in df.loc["fake-frozen", "error"]
+    assert pd.isna(df.loc["fake-frozen", "test_accuracy"])
     assert "exited with code 3" in df.loc["fake-crash", "error"]
     assert "about to crash hard" in df.loc["fake-crash", "error"]  # the log's tail
     assert "ValueError: shape mismatch in layer 2" in df.loc["fake-raise", "error"]

@@ -46,7 +46,7 @@ def test_model_spec_rejects_bad_values_naming_field_value_and_choices(kwargs, fi
         ({"max_steps": 0}, "max_steps"),
         ({"learning_rate": 0.0}, "learning_rate"),
         ({"learning_rate": float("nan")}, "learning_rate"),
-        ({"optimizer": "sgd"}, "optimizer"),
+        ({"optimizer": "rmsprop"}, "optimizer"),
         ({"seed": -1}, "seed"),
         ({"warmup_steps": -1}, "warmup_steps"),
         ({"batch_size": True}, "batch_size"),

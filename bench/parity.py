@@ -1,0 +1,168 @@
+"""`python -m bench parity`: prove that every adapter builds the same model.
+
+For each cell x direction x depth, the parent draws one set of canonical weights and one batch;
+each adapter, in its own process, builds the model (dropout off), loads the weights and reports
+its logits, its loss and its weights after one plain-SGD step. The parent compares every adapter
+with the first one:
+
+- forward logits: max |difference| < 1e-5 (float32, CPU);
+- the loss of the step: |difference| < 1e-5;
+- the weight update: max |difference| < 1e-4, compared as new - old per canonical array, and
+  within 1e-3 of each array's largest update (updates are small, so the relative bound is the sharp one).
+
+Bias bookkeeping: Keras keeps one bias per gate for SimpleRNN and LSTM, PyTorch two (b_ih and
+b_hh, which are only ever added, so the forward function is the same). Under gradient descent
+both PyTorch biases receive the gradient, so the sum moves twice as far per step as Keras' one
+bias: the b_hh update is therefore reported, not compared, for those cells.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import adapters
+from bench.canonical import CanonicalWeights, param_difference_note, torch_scheme
+from bench.specs import CELLS, ModelSpec, TrainSpec
+
+LOGITS_TOL, LOSS_TOL, WEIGHTS_TOL, UPDATE_REL_TOL = 1e-5, 1e-5, 1e-4, 1e-3
+DEPTHS = ((8,), (8, 6), (6, 8, 5))
+SGD_LR = 0.1
+BATCH = 6
+
+
+def parity_specs() -> list[ModelSpec]:
+    return [ModelSpec(cell, units, bi) for cell in CELLS for bi in (False, True) for units in DEPTHS]
+
+
+def _batch(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.random((BATCH, 28, 28), dtype=np.float32), rng.integers(0, 10, BATCH)
+
+
+def worker_main(job_path: str, out_path: str) -> int:
+    """In the adapter's own process: every spec, same weights, same batch."""
+    job = json.loads(Path(job_path).read_text())
+    adapter = adapters.load(job["adapter"])
+    adapter.setup("cpu", threads=job["threads"], seed=0)
+    out: dict[str, Any] = {}
+    for i, raw in enumerate(job["specs"]):
+        spec = ModelSpec(**{**raw, "units": tuple(raw["units"]), "dropout": tuple(raw["dropout"])})
+        for key, value in measure_spec(adapter, spec, job["seed"] + i).items():
+            out[f"{i}/{key}"] = value
+    np.savez(out_path, **out)
+    return 0
+
+
+def measure_spec(adapter: Any, spec: ModelSpec, seed: int) -> dict[str, np.ndarray]:
+    """Load the canonical weights for `seed`, then logits, the loss of one SGD step and its update."""
+    x, y = _batch(seed)
+    train = TrainSpec(optimizer="sgd", learning_rate=SGD_LR, batch_size=BATCH)
+    model = adapter.build(spec, train)
+    adapter.set_weights(model, torch_scheme(spec, seed))
+    out = {"params": np.array(adapter.count_params(model)), "logits": adapter.logits(model, x)}
+    before = adapter.get_weights(model).arrays()
+    out["loss"] = np.array(adapter.train_step(model, train)(x, y))
+    for name, new in adapter.get_weights(model).arrays().items():
+        out[f"delta/{name}"] = new - before[name]
+    out["two_biases"] = np.array(adapter.keeps_recurrent_bias(spec.cell))
+    return out
+
+
+@dataclass(frozen=True)
+class ParityRow:
+    spec_key: str
+    cell: str
+    bidirectional: bool
+    units: str
+    adapter: str
+    reference: str
+    params: int
+    reference_params: int
+    params_note: str
+    logits_diff: float
+    loss_diff: float
+    weights_diff: float
+    ok: bool
+    note: str
+
+
+def run_adapter(adapter_name: str, specs: list[ModelSpec], seed: int, threads: int, work: Path) -> dict[str, np.ndarray]:
+    job, out = work / f"{adapter_name}.job.json", work / f"{adapter_name}.npz"
+    job.write_text(json.dumps({"adapter": adapter_name, "specs": [asdict(s) for s in specs], "seed": seed,
+                               "threads": threads}))
+    env_extra = adapters.get_info(adapter_name).env
+    import os
+
+    env = {**os.environ, **env_extra, "CUDA_VISIBLE_DEVICES": "-1"}
+    root = Path(__file__).resolve().parent.parent
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-m", "bench.parity", str(job), str(out)], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(f"parity worker for {adapter_name!r} failed:\n" + "\n".join(proc.stderr.splitlines()[-15:]))
+    with np.load(out) as f:
+        return {k: f[k] for k in f.files}
+
+
+MIN_UPDATE = 1e-6  # the reference's SGD step must move the weights, or comparing updates proves nothing
+
+
+def compare_spec(spec: ModelSpec, ref: str, r: dict[str, np.ndarray], name: str, a: dict[str, np.ndarray]) -> ParityRow:
+    """One adapter's measurements against the reference adapter's, for one spec."""
+    logits = float(np.max(np.abs(a["logits"] - r["logits"])))
+    loss = float(abs(a["loss"] - r["loss"]))
+    both_two = bool(a["two_biases"]) and bool(r["two_biases"])
+    keys = [k for k in r if k.startswith("delta/") and (both_two or not k.endswith(".b_hh"))]
+    weights = max(float(np.max(np.abs(a[k] - r[k]))) for k in keys)
+    moved = max(float(np.max(np.abs(r[k]))) for k in keys if ".w_" in k)
+    # Updates are small (lr x gradient), so also bound the error relative to each array's update:
+    # a wrong gate order or a missed gradient term fails this long before the absolute bound.
+    relative = max(float(np.max(np.abs(a[k] - r[k])) / max(np.max(np.abs(r[k])), 1e-12)) for k in keys)
+    ok = (logits < LOGITS_TOL and loss < LOSS_TOL and weights < WEIGHTS_TOL and relative < UPDATE_REL_TOL
+          and moved > MIN_UPDATE)
+    notes = []
+    if not both_two:
+        notes.append("b_hh update not compared: one side keeps a single bias, so the other's two biases "
+                     "move twice as far per SGD step")
+    if moved <= MIN_UPDATE:
+        notes.append(f"the SGD step did not move the kernels (max {moved:.1e}): nothing was compared")
+    p_ref, p = int(r["params"]), int(a["params"])
+    keras_p, torch_p = (p_ref, p) if ref == "keras" else (p, p_ref)
+    params_note = param_difference_note(spec, keras_p, torch_p) if {ref, name} == {"keras", "torch"} else ""
+    return ParityRow(spec.key, spec.cell, spec.bidirectional, ",".join(map(str, spec.units)), name, ref, p, p_ref,
+                     params_note, logits, loss, weights, ok, "; ".join(notes))
+
+
+def compare(specs: list[ModelSpec], results: dict[str, dict[str, np.ndarray]]) -> list[ParityRow]:
+    names = list(results)
+    ref = names[0]
+    rows = []
+    for i, spec in enumerate(specs):
+        prefix = f"{i}/"
+        per = {n: {k[len(prefix):]: v for k, v in results[n].items() if k.startswith(prefix)} for n in names}
+        rows += [compare_spec(spec, ref, per[ref], n, per[n]) for n in names[1:]]
+    return rows
+
+
+def run_parity(adapter_names: list[str], seed: int, threads: int, work: Path) -> list[ParityRow]:
+    specs = parity_specs()
+    results = {name: run_adapter(name, specs, seed, threads, work) for name in adapter_names}
+    return compare(specs, results)
+
+
+def roundtrip_ok(weights: CanonicalWeights, back: CanonicalWeights, merged: bool) -> bool:
+    """get_weights(set_weights(w)) == w (with biases merged where the framework keeps one)."""
+    expected = weights.merged_biases() if merged else weights
+    a, b = expected.arrays(), back.arrays()
+    return a.keys() == b.keys() and all(np.allclose(a[k], b[k], atol=1e-7) for k in a)
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main(sys.argv[1], sys.argv[2]))
