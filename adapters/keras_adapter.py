@@ -244,7 +244,7 @@ class KerasAdapter(Adapter):
         elif backend == "jax":
             import jax
 
-            backend, device = f"jax {jax.__version__}", str(jax.devices()[0])
+            backend, device = f"jax {jax.__version__}", str(jax.devices()[0]) if self._gpu else "cpu"
             compile_mode = "jax.jit (xla)" if model.jit_compile else "eager"
         else:
             import torch

@@ -67,6 +67,8 @@ def _name_list(text: str) -> tuple[str, ...]:
 
 
 def _adapter_list(text: str) -> tuple[str, ...]:
+    if text.strip() == "all":  # every built-in adapter that can run here
+        return tuple(n for n in adapters.BUILTIN if adapters.availability(n)[0])
     names = _name_list(text)
     for n in names:
         try:
@@ -88,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a benchmark matrix, one process per case")
     run.add_argument("--matrix", default="smoke", help=f"matrix name: {', '.join(MATRICES)} (default: smoke)")
-    run.add_argument("--adapters", type=_adapter_list, help="comma-separated adapters (default: the matrix's)")
+    run.add_argument("--adapters", type=_adapter_list,
+                     help="comma-separated adapters, or 'all' (every adapter usable here); default: the matrix's")
     run.add_argument("--cells", type=_name_list, help="comma-separated cells to keep: rnn,gru,lstm (default: all)")
     run.add_argument("--dataset", choices=data.DATASETS, help="dataset (default: the matrix's, mnist-5k)")
     run.add_argument("--data-dir", help="directory holding mnist.npz or IDX files")

@@ -27,8 +27,10 @@ FIELDS = {
     "gpu_mem_peak_mb": +1,
     "cpu_rss_peak_mb": +1,
 }
-# Chosen from ten A/A comparisons of the `ci` matrix on the 2-core CI machine (README, "CI gate").
-DEFAULT_FAIL = "step_time_ms_median:10%"
+# From A/A runs of the `ci` matrix on the 2-core CI machine (README, "The regression gate"): a
+# case's median moved by up to 15% between identical runs, so 25% is the smallest round threshold
+# that never failed an A/A comparison, with margin. Quiet machines can afford a tighter --fail.
+DEFAULT_FAIL = "step_time_ms_median:25%"
 DEFAULT_ALPHA = 0.01
 DEFAULT_CV_LIMIT = 0.25
 BOOTSTRAP_RESAMPLES = 2000
