@@ -354,7 +354,8 @@ class TorchCompileAdapter(TorchAdapter):
         breaks = counters.get("graph_break", {})
         n = sum(breaks.values())
         rnn = "rnn traced (allow_rnn=True)" if self.allow_rnn else "rnn eager (Dynamo skips RNN modules by default)"
-        detail = f"{n} graph break(s): {'; '.join(sorted(breaks))[:200]}" if n else "no graph breaks"
+        reasons = sorted({str(r).strip().splitlines()[0][:80] for r in breaks})
+        detail = f"{n} graph break(s): {'; '.join(reasons)}" if n else "no graph breaks"
         return RuntimeInfo(info.framework, info.framework_version, "inductor", f"torch.compile, {rnn}, {detail}",
                            info.device_name, info.extra)
 

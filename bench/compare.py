@@ -64,12 +64,12 @@ class Comparison:
     case_id: str
     field: str
     verdict: str
-    baseline: float | None
-    current: float | None
-    ratio: float | None  # current / baseline
-    ci_low: float | None
-    ci_high: float | None
-    p_value: float | None
+    baseline: float | None = None
+    current: float | None = None
+    ratio: float | None = None  # current / baseline
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
     note: str = ""
 
 
@@ -110,18 +110,7 @@ def compare_step_times(
 
     field = "step_time_ms_median"
     if base.size < 5 or cur.size < 5:
-        return Comparison(
-            case_id,
-            field,
-            "inconclusive",
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            f"too few timed steps ({base.size} vs {cur.size}; need 5 each)",
-        )
+        return Comparison(case_id, field, "inconclusive", note=f"too few timed steps ({base.size} vs {cur.size}; need 5 each)")
     bm, cm = float(np.median(base)), float(np.median(cur))
     ratio = cm / bm
     lo, hi = bootstrap_ratio_ci(base, cur)
@@ -153,14 +142,12 @@ def compare_step_times(
 
 def compare_scalar(case_id: str, field: str, base: Any, cur: Any, pct: float) -> Comparison:
     if base is None or cur is None or pd.isna(base) or pd.isna(cur) or base == 0:
-        return Comparison(
-            case_id, field, "inconclusive", None, None, None, None, None, None, f"{field} not measured on both sides"
-        )
+        return Comparison(case_id, field, "inconclusive", note=f"{field} not measured on both sides")
     ratio = float(cur) / float(base)
     change = (ratio - 1) * FIELDS[field]  # > 0 means worse
     limit = pct / 100
     verdict = "regression" if change > limit else "improvement" if change < -limit else "unchanged"
-    return Comparison(case_id, field, verdict, float(base), float(cur), ratio, None, None, None)
+    return Comparison(case_id, field, verdict, float(base), float(cur), ratio)
 
 
 def _scale(meta: dict[str, Any], normalize: bool, side: str) -> float:
@@ -190,57 +177,24 @@ def compare_runs(
     for case_id in list(b_rows) + [c for c in c_rows if c not in b_rows]:
         b, c = b_rows.get(case_id), c_rows.get(case_id)
         if c is None:
-            out.append(Comparison(case_id, "-", "missing", None, None, None, None, None, None, "not in current run"))
+            out.append(Comparison(case_id, "-", "missing", note="not in current run"))
             continue
         if b is None:
-            out.append(Comparison(case_id, "-", "new", None, None, None, None, None, None, "not in baseline"))
+            out.append(Comparison(case_id, "-", "new", note="not in baseline"))
             continue
         if b["status"] == "ok" and c["status"] != "ok":
             out.append(
-                Comparison(
-                    case_id,
-                    "status",
-                    "regression",
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    f"ok in baseline, {c['status']} now",
-                )
+                Comparison(case_id, "status", "regression", note=f"ok in baseline, {c['status']} now")
             )
             continue
         if c["status"] != "ok":
             out.append(
-                Comparison(
-                    case_id,
-                    "status",
-                    "inconclusive",
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    f"{b['status']} in baseline, {c['status']} now",
-                )
+                Comparison(case_id, "status", "inconclusive", note=f"{b['status']} in baseline, {c['status']} now")
             )
             continue
         if b["status"] != "ok":
             out.append(
-                Comparison(
-                    case_id,
-                    "status",
-                    "improvement",
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    f"{b['status']} in baseline, ok now",
-                )
+                Comparison(case_id, "status", "improvement", note=f"{b['status']} in baseline, ok now")
             )
             continue
         for t in thresholds:

@@ -1,4 +1,5 @@
 import importlib.util
+import os
 
 import numpy as np
 import pytest
@@ -9,6 +10,22 @@ from tests.fake_adapters import ENV_VALUE
 
 def installed(*modules: str) -> bool:
     return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+def same_backend_adapters() -> list:
+    """pytest params of the built-in adapters this process can load, skipped when not installed.
+
+    A Keras backend is fixed when Keras is imported, so a process holds the adapters of its own
+    KERAS_BACKEND (default tensorflow); the others run in a subprocess with their backend set.
+    """
+    import adapters
+
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    return [
+        pytest.param(name, marks=pytest.mark.skipif(not installed(*info.requires), reason=f"{info.requires} not installed"))
+        for name, info in adapters.BUILTIN.items()
+        if info.env.get("KERAS_BACKEND", backend) == backend
+    ]
 
 
 @pytest.fixture

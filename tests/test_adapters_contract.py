@@ -13,16 +13,10 @@ from adapters.base import Adapter
 from bench.batching import BatchPlan
 from bench.specs import ModelSpec, TrainSpec
 from bench.timing import StepTimer
-from tests.conftest import installed
+from tests.conftest import installed, same_backend_adapters
 
-# A Keras backend is fixed when Keras is imported, so this process tests the adapters of its own
-# backend (KERAS_BACKEND, default tensorflow); test_other_keras_backends re-runs this file for the others.
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
-ADAPTERS = [
-    pytest.param(name, marks=pytest.mark.skipif(not installed(*info.requires), reason=f"{info.requires} not installed"))
-    for name, info in adapters.BUILTIN.items()
-    if info.env.get("KERAS_BACKEND", BACKEND) == BACKEND
-]
+ADAPTERS = same_backend_adapters()  # the others run in a subprocess with their backend set
 
 
 def rnn_params(cell: str, in_size: int, h: int, biases: int) -> int:

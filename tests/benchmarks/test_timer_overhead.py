@@ -9,7 +9,6 @@ Two measurements, printed as a table and asserted:
 Run with: python -m pytest -m perf tests/benchmarks/test_timer_overhead.py -s
 """
 
-import os
 import time
 
 import numpy as np
@@ -19,17 +18,11 @@ import adapters
 from bench.batching import BatchPlan
 from bench.specs import ModelSpec, TrainSpec
 from bench.timing import StepTimer
-from tests.conftest import installed
+from tests.conftest import same_backend_adapters
 
 pytestmark = pytest.mark.perf
 
-# In-process: only the adapters of this process's Keras backend (run again with KERAS_BACKEND=jax or torch).
-BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
-ADAPTERS = [
-    pytest.param(name, marks=pytest.mark.skipif(not installed(*info.requires), reason=f"{info.requires} missing"))
-    for name, info in adapters.BUILTIN.items()
-    if info.env.get("KERAS_BACKEND", BACKEND) == BACKEND
-]
+ADAPTERS = same_backend_adapters()  # other Keras backends: run again with KERAS_BACKEND=jax or torch
 STEPS, PAIRS, BATCH = 200, 9, 64
 
 

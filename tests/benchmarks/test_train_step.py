@@ -8,24 +8,17 @@ Not part of the default test run (marker `perf`). Save a baseline and gate on it
 Timings live here and in `python -m bench compare`, never in the unit tests.
 """
 
-import os
 
 import numpy as np
 import pytest
 
 import adapters
 from bench.specs import CELLS, ModelSpec, TrainSpec
-from tests.conftest import installed
+from tests.conftest import same_backend_adapters
 
 pytestmark = pytest.mark.perf
 
-# In-process: only the adapters of this process's Keras backend (run again with KERAS_BACKEND=jax or torch).
-BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
-ADAPTERS = [
-    pytest.param(name, marks=pytest.mark.skipif(not installed(*info.requires), reason=f"{info.requires} missing"))
-    for name, info in adapters.BUILTIN.items()
-    if info.env.get("KERAS_BACKEND", BACKEND) == BACKEND
-]
+ADAPTERS = same_backend_adapters()  # other Keras backends: run again with KERAS_BACKEND=jax or torch
 BATCH = 64
 
 
