@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from rich.console import Console
@@ -27,9 +29,9 @@ import adapters
 from bench import compare, data, envinfo
 from bench.calibrate import sgemm_calibration
 from bench.errors import BenchInputError
-from bench.matrix import MATRICES, Overrides, build_cases
+from bench.matrix import DEFAULT_ADAPTERS, MATRICES, Overrides, build_cases
 from bench.report import compare_markdown, compare_table, print_run
-from bench.results import CSV_FILE, META_FILE, PARQUET_FILE, Record, load_results
+from bench.results import CSV_FILE, META_FILE, PARQUET_FILE, Record, load_results, read_records
 from bench.runner import new_run_id, read_plan, run_cases, write_plan
 from bench.specs import DEVICES, INIT_SCHEMES, Case
 
@@ -228,8 +230,6 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
     with progress:
         task = progress.add_task("starting", total=len(cases))
-        from bench.results import read_records
-
         already = {r["case_id"] for r in read_records(run_dir)}
         progress.update(task, completed=sum(c.case_id in already for c in cases))
         df = run_cases(
@@ -252,7 +252,7 @@ def cmd_list(console: Console) -> int:
     for col in ("name", "cases", "description"):
         t.add_column(col)
     for name, mdef in MATRICES.items():
-        t.add_row(name, str(len(mdef.models()) * 2), mdef.description)
+        t.add_row(name, str(len(mdef.models()) * len(DEFAULT_ADAPTERS)), mdef.description)
     console.print(t)
     t = Table(title="adapters", header_style="bold")
     for col in ("name", "usable here", "description"):
@@ -324,7 +324,11 @@ def cmd_parity(args: argparse.Namespace, console: Console) -> int:
     if len(names) < 2:
         raise BenchInputError(f"parity needs two installed adapters; usable here: {', '.join(names) or 'none'}")
     with tempfile.TemporaryDirectory() as work:
-        rows = run_parity(names, args.seed, envinfo.usable_cores(), Path(work))
+        try:
+            rows = run_parity(names, args.seed, envinfo.usable_cores(), Path(work))
+        except RuntimeError as exc:  # an adapter's process failed: say which and why, no traceback
+            console.print(f"[bold red]{exc}[/]")
+            return EXIT_CASE_FAILED
     console.print(parity_table(rows))
     bad = [r for r in rows if not r.ok]
     console.print(f"[bold red]{len(bad)} mismatch(es)[/]" if bad else f"[green]all {len(rows)} combinations match[/]")
@@ -358,8 +362,14 @@ def cmd_show(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM ends a run like Ctrl-C: the running case is stopped, results kept
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     console = Console()
     if not console.is_terminal:  # piped or CI: don't squeeze the table into 80 columns
         console = Console(width=160)

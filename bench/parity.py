@@ -29,6 +29,7 @@ import numpy as np
 
 import adapters
 from bench.canonical import CanonicalWeights, param_difference_note, torch_scheme
+from bench.runner import REPO_ROOT, child_env
 from bench.specs import CELLS, ModelSpec, TrainSpec
 
 LOGITS_TOL, LOSS_TOL, WEIGHTS_TOL, UPDATE_REL_TOL = 1e-5, 1e-5, 1e-4, 1e-3
@@ -97,13 +98,8 @@ def run_adapter(adapter_name: str, specs: list[ModelSpec], seed: int, threads: i
     job, out = work / f"{adapter_name}.job.json", work / f"{adapter_name}.npz"
     job.write_text(json.dumps({"adapter": adapter_name, "specs": [asdict(s) for s in specs], "seed": seed,
                                "threads": threads}))
-    env_extra = adapters.get_info(adapter_name).env
-    import os
-
-    env = {**os.environ, **env_extra, "CUDA_VISIBLE_DEVICES": "-1"}
-    root = Path(__file__).resolve().parent.parent
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
-    proc = subprocess.run([sys.executable, "-m", "bench.parity", str(job), str(out)], cwd=root, env=env,
+    proc = subprocess.run([sys.executable, "-m", "bench.parity", str(job), str(out)], cwd=REPO_ROOT,
+                          env=child_env(adapter_name, "cpu", threads),
                           capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         raise RuntimeError(f"parity worker for {adapter_name!r} failed:\n" + "\n".join(proc.stderr.splitlines()[-15:]))

@@ -6,6 +6,8 @@ process runs (local processes today, one at a time so timings do not disturb eac
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -23,12 +25,13 @@ import pandas as pd
 
 import adapters
 from bench.data import DataSource
+from bench.envinfo import THREAD_VARS
+from bench.errors import BenchInputError
 from bench.results import PLAN_FILE, Record, append_record, atomic_write_json, read_records, save_run, to_frame
 from bench.specs import Case
 from bench.worker import error_tail
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,10 @@ class LocalProcessExecutor:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 rc, timed_out = None, True
+            except BaseException:  # interrupted: never leave an orphaned case running
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                raise
         return ProcessOutcome(rc, timed_out, time.perf_counter() - t0)
 
 
@@ -67,15 +74,15 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
-def case_env(case: Case, threads: int) -> dict[str, str]:
-    """The child's environment: equal thread settings for every framework, device and backend."""
+def child_env(adapter: str, device: str, threads: int) -> dict[str, str]:
+    """A child's environment: equal thread settings for every framework, device and backend,
+    all set before the child imports anything."""
     env = dict(os.environ)
-    for var in THREAD_ENV:
+    for var in THREAD_VARS:
         env[var] = str(threads)
-    env["TF_NUM_INTEROP_THREADS"] = str(threads)
-    if case.device == "cpu":
-        env["CUDA_VISIBLE_DEVICES"] = "-1"  # hide GPUs from every framework, before import
-    env.update(adapters.get_info(case.adapter).env)
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = "-1"  # hide GPUs from every framework
+    env.update(adapters.get_info(adapter).env)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     return env
 
@@ -112,7 +119,7 @@ def run_one(
         json.dumps({"case": case.to_dict(), "source": asdict(source), "threads": threads, "sgemm_gflops": sgemm})
     )
     out.unlink(missing_ok=True)
-    outcome = executor.execute([str(job), str(out)], case_env(case, threads), log, timeout_s)
+    outcome = executor.execute([str(job), str(out)], child_env(case.adapter, case.device, threads), log, timeout_s)
     record = Record.for_case(case, run_id, threads)
     if out.exists() and not outcome.timed_out:
         measured = json.loads(out.read_text(encoding="utf-8"))
@@ -153,6 +160,27 @@ def read_plan(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / PLAN_FILE).read_text(encoding="utf-8"))
 
 
+@contextlib.contextmanager
+def run_lock(run_dir: Path):
+    """Hold an exclusive lock on a run directory, so two processes never append to one run."""
+    lock_path = run_dir / ".lock"
+    with open(lock_path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise BenchInputError(f"run directory {str(run_dir)!r} is in use by {holder}; wait for it or stop it") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def run_cases(
     cases: list[Case],
     run_dir: Path,
@@ -167,16 +195,17 @@ def run_cases(
     """Run every case not yet recorded in run_dir; save and return the whole run's table."""
     executor = executor or LocalProcessExecutor()
     run_id = run_dir.name
-    done = {row["case_id"] for row in read_records(run_dir)}
-    for i, case in enumerate(cases):
-        if case.case_id in done:
-            continue
-        if on_start:
-            on_start(case, i)
-        record = run_one(case, run_dir, run_id, source, threads, timeout_s, executor, meta)
-        append_record(run_dir, record)
-        if on_done:
-            on_done(record)
-    df = to_frame(read_records(run_dir))
-    save_run(run_dir, df, meta)
+    with run_lock(run_dir):
+        done = {row["case_id"] for row in read_records(run_dir)}
+        for i, case in enumerate(cases):
+            if case.case_id in done:
+                continue
+            if on_start:
+                on_start(case, i)
+            record = run_one(case, run_dir, run_id, source, threads, timeout_s, executor, meta)
+            append_record(run_dir, record)
+            if on_done:
+                on_done(record)
+        df = to_frame(read_records(run_dir))
+        save_run(run_dir, df, meta)
     return df

@@ -82,3 +82,46 @@ def test_thread_settings_reach_the_child(tmp_path, fake_adapters, threads):
     run_cases(cases, run_dir, resolve("synthetic"), threads=threads, timeout_s=60, meta={})
     job = json.loads(next((run_dir / "cases").glob("*.job.json")).read_text())
     assert job["threads"] == threads
+
+
+def test_a_run_directory_in_use_is_refused(tmp_path, fake_adapters):
+    from bench.errors import BenchInputError
+    from bench.runner import run_lock
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    cases = [Case("fake-ok", MODEL, TRAIN, dataset="synthetic")]
+    with run_lock(run_dir):
+        with pytest.raises(BenchInputError, match=r"is in use by pid [0-9]+"):
+            run_cases(cases, run_dir, resolve("synthetic"), threads=1, timeout_s=60, meta={})
+    assert read_records(run_dir) == []
+    run_cases(cases, run_dir, resolve("synthetic"), threads=1, timeout_s=60, meta={})  # free again
+    assert len(read_records(run_dir)) == 1
+
+
+def test_sigterm_stops_the_running_case_and_keeps_finished_ones(tmp_path, fake_adapters):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", "--matrix", "smoke", "--adapters", "fake-ok,fake-hang",
+         "--dataset", "synthetic", "--max-steps", "8", "--out", str(tmp_path), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 60
+    records = []
+    while time.time() < deadline and not records:  # wait until fake-ok finished and fake-hang runs
+        time.sleep(0.5)
+        records = list(tmp_path.glob("runs/*/records.jsonl"))
+    time.sleep(2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "continue with --resume" in err
+    run_dir = records[0].parent
+    assert [r["adapter"] for r in read_records(run_dir)] == ["fake-ok"]
+    hang_job = str(next(run_dir.glob("cases/fake-hang*.job.json")))
+    alive = subprocess.run(["pgrep", "-f", hang_job], capture_output=True, text=True).stdout.strip()
+    assert alive == "", f"orphaned worker still running: {alive}"
