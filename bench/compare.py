@@ -228,7 +228,3 @@ def environment_differences(base_meta: dict, cur_meta: dict) -> list[str]:
 
 def gate_failed(results: list[Comparison]) -> bool:
     return any(r.verdict in FAILING for r in results)
-
-
-def to_frame(results: list[Comparison]) -> pd.DataFrame:
-    return pd.DataFrame([r.__dict__ for r in results])

@@ -87,6 +87,7 @@ def test_missing_new_and_failed_cases():
     assert v[base.loc[2, "case_id"]] == ("regression", "ok in baseline, timeout now")
     assert v["torch/gru-new/x"][0] == "new"
     assert compare.gate_failed(results)
+    assert {r.verdict for r in results} <= set(compare.VERDICTS)
 
 
 def test_scalar_fields_use_direction():

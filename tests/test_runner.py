@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from bench.data import resolve
-from bench.results import read_records
+from bench.results import STATUSES, read_records
 from bench.runner import run_cases
 from bench.specs import Case, ModelSpec, TrainSpec
 
@@ -36,6 +36,7 @@ def test_every_failure_kind_is_recorded_and_the_matrix_completes(tmp_path, fake_
         "fake-frozen": "not-learning",
         "fake-ok": "ok",
     }
+    assert set(status.values()) == set(STATUSES)  # every documented status is reachable, and no other
     assert "weights that never changed: l0.d0.w_ih, l0.d0.w_hh" in df.loc["fake-frozen", "error"]
     assert pd.isna(df.loc["fake-frozen", "test_accuracy"])
     assert "exited with code 3" in df.loc["fake-crash", "error"]
