@@ -24,9 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.errors import BenchInputError, choices_text
-from bench.specs import INIT_SCHEMES, ModelSpec
-
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+from bench.specs import GATES, INIT_SCHEMES, ModelSpec
 
 
 @dataclass

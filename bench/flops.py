@@ -15,9 +15,7 @@ convention (as in nanoGPT's and PaLM's MFU estimates).
 
 from __future__ import annotations
 
-from bench.specs import ModelSpec
-
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+from bench.specs import GATES, ModelSpec
 
 
 def forward_flops_per_example(model: ModelSpec) -> int:

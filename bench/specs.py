@@ -14,6 +14,7 @@ from typing import Any
 from bench.errors import BenchInputError, choices_text
 
 CELLS = ("rnn", "gru", "lstm")
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # gate blocks per cell, in every framework
 ACTIVATIONS = ("tanh", "relu")
 OPTIMIZERS = ("adam", "sgd")  # sgd: plain, no momentum (used by the parity check)
 DEVICES = ("auto", "cpu", "cuda")
