@@ -109,8 +109,11 @@ class Adapter(ABC):
         """Whether the framework keeps a separate recurrent bias (b_hh) for this cell."""
         return True
 
-    def phase_functions(self, model: Any, train: TrainSpec) -> dict[str, Callable[[np.ndarray, np.ndarray], Any]]:
-        """Synchronized callables for the forward/backward/optimizer split, run after the main timing.
+    def phase_functions(
+        self, model: Any, train: TrainSpec, x: np.ndarray, y: np.ndarray
+    ) -> dict[str, Callable[[], Any]]:
+        """Synchronized zero-argument callables on the batch (x, y) for the forward/backward/optimizer
+        split, run after the main timing; the batch is moved to the device once, before any call.
 
         Keys: "forward" (forward pass and loss), "forward_backward" (plus gradients) and "step"
         (plus the optimizer update). The split is derived from differences of their medians, so

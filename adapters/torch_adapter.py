@@ -92,19 +92,6 @@ def profiled_kernel_path(run, gpu: bool) -> str:
     return "generic step loop (matmul and element-wise ops per timestep)"
 
 
-def _with_device_inputs(fn, to_dev):
-    cache = {}
-
-    def call(x, y):
-        key = (id(x), id(y))
-        if key not in cache:
-            cache.clear()
-            cache[key] = to_dev(x, y)
-        return fn(*cache[key])
-
-    return call
-
-
 class TorchAdapter(Adapter):
     name = "torch"
 
@@ -129,8 +116,7 @@ class TorchAdapter(Adapter):
         return RecurrentClassifier(model).to(self.device)
 
     def fit(self, model: nn.Module, data: Dataset, train: TrainSpec, plan: BatchPlan, timer: StepTimer) -> FitResult:
-        x = torch.from_numpy(data.x_train).to(self.device)
-        y = torch.from_numpy(data.y_train).to(self.device)
+        x, y = self._to_device(data.x_train, data.y_train)
         optimizer, criterion = self._optimizer(model, train), nn.CrossEntropyLoss()
         b = train.batch_size
         net = self._net(model)
@@ -139,7 +125,7 @@ class TorchAdapter(Adapter):
         for idx in plan.epochs_indices():
             epochs += 1
             loss_sum, correct, seen = 0.0, 0, 0
-            idx_t = torch.from_numpy(idx).to(self.device)
+            (idx_t,) = self._to_device(idx)
             for start in range(0, len(idx), b):
                 sel = idx_t[start : start + b]
                 xb, yb = x.index_select(0, sel), y.index_select(0, sel)  # batch prep stays untimed
@@ -179,7 +165,8 @@ class TorchAdapter(Adapter):
     @torch.no_grad()
     def logits(self, model: nn.Module, x) -> np.ndarray:
         model.eval()
-        out = model(torch.from_numpy(x).to(self.device)).cpu().numpy()
+        (xb,) = self._to_device(x)
+        out = model(xb).cpu().numpy()
         model.train()
         return out
 
@@ -227,7 +214,7 @@ class TorchAdapter(Adapter):
         net.train()
 
         def step(x, y) -> float:
-            xb, yb = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
+            xb, yb = self._to_device(x, y)
             optimizer.zero_grad(set_to_none=True)
             loss = criterion(net(xb), yb)
             loss.backward()
@@ -240,8 +227,7 @@ class TorchAdapter(Adapter):
     def evaluate(self, model: nn.Module, data: Dataset, train: TrainSpec) -> EvalResult:
         model.eval()
         criterion = nn.CrossEntropyLoss(reduction="sum")
-        x = torch.from_numpy(data.x_test).to(self.device)
-        y = torch.from_numpy(data.y_test).to(self.device)
+        x, y = self._to_device(data.x_test, data.y_test)
         loss_sum, correct = 0.0, 0
         for start in range(0, len(y), train.eval_batch_size):
             xb, yb = x[start : start + train.eval_batch_size], y[start : start + train.eval_batch_size]
@@ -270,33 +256,29 @@ class TorchAdapter(Adapter):
             extra=extra,
         )
 
-    def phase_functions(self, model: nn.Module, train: TrainSpec):
+    def phase_functions(self, model: nn.Module, train: TrainSpec, x, y):
         optimizer, criterion = self._optimizer(model, train), nn.CrossEntropyLoss()
         net = self._net(model)
         net.train()
-        to_dev = self._to_device
+        xb, yb = self._to_device(x, y)  # once, outside the timed calls
 
-        def forward(x, y):
-            loss = criterion(net(x), y)
+        def forward():
+            loss = criterion(net(xb), yb)
             self.sync()
             return loss
 
-        def forward_backward(x, y):
+        def forward_backward():
             optimizer.zero_grad(set_to_none=True)
-            criterion(net(x), y).backward()
+            criterion(net(xb), yb).backward()
             self.sync()
 
-        def step(x, y):
+        def step():
             optimizer.zero_grad(set_to_none=True)
-            criterion(net(x), y).backward()
+            criterion(net(xb), yb).backward()
             optimizer.step()
             self.sync()
 
-        # Inputs are moved to the device once, outside the timed calls.
-        return {
-            name: _with_device_inputs(fn, to_dev)
-            for name, fn in (("forward", forward), ("forward_backward", forward_backward), ("step", step))
-        }
+        return {"forward": forward, "forward_backward": forward_backward, "step": step}
 
     def kernel_path(self, model: nn.Module, x, y) -> str:
         xb, yb = self._to_device(x, y)
@@ -310,8 +292,8 @@ class TorchAdapter(Adapter):
         model.zero_grad(set_to_none=True)
         return path
 
-    def _to_device(self, x, y):
-        return torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
+    def _to_device(self, *arrays: np.ndarray) -> tuple[torch.Tensor, ...]:
+        return tuple(torch.from_numpy(a).to(self.device) for a in arrays)
 
     def uses_gpu(self) -> bool:
         return self.device.type == "cuda"

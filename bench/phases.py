@@ -17,18 +17,16 @@ import numpy as np
 PHASES = ("forward", "forward_backward", "step")
 
 
-def measure_phases(
-    fns: dict[str, Callable[[Any, Any], Any]], x: Any, y: Any, rounds: int, warmup: int = 3
-) -> dict[str, float]:
+def measure_phases(fns: dict[str, Callable[[], Any]], rounds: int, warmup: int = 3) -> dict[str, float]:
     """Median ms of forward, backward (derived) and optimizer (derived)."""
     for _ in range(warmup):
         for name in PHASES:
-            fns[name](x, y)
+            fns[name]()
     times: dict[str, list[int]] = {name: [] for name in PHASES}
     for _ in range(rounds):
         for name in PHASES:
             t0 = time.perf_counter_ns()
-            fns[name](x, y)
+            fns[name]()
             times[name].append(time.perf_counter_ns() - t0)
     med = {name: float(np.median(v)) / 1e6 for name, v in times.items()}
     return {

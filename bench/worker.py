@@ -115,9 +115,9 @@ def run_case(case: Case, source: DataSource, threads: int, sgemm_gflops: float |
         # After the main timing, so they cannot perturb it (and after evaluation: they update weights).
         xb, yb = data.x_train[: train.batch_size], data.y_train[: train.batch_size]
         measured["kernel_path"] = adapter.kernel_path(model, xb, yb)
-        fns = adapter.phase_functions(model, train) if train.phase_rounds else {}
+        fns = adapter.phase_functions(model, train, xb, yb) if train.phase_rounds else {}
         if fns and not fit.diverged:
-            measured.update(measure_phases(fns, xb, yb, train.phase_rounds))
+            measured.update(measure_phases(fns, train.phase_rounds))
     except Exception as exc:
         measured.update(status="oom" if _is_oom(exc) else "failed", error=error_tail(traceback.format_exc()))
         measured["cpu_rss_peak_mb"] = peak_rss_mb()

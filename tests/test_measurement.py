@@ -65,11 +65,11 @@ def test_phase_split_is_difference_of_medians(monkeypatch):
     monkeypatch.setattr("bench.phases.time.perf_counter_ns", lambda: clock["ns"])
 
     def costs(ms):
-        def call(x, y):
+        def call():
             clock["ns"] += int(ms * 1e6)
 
         return call
 
     fns = {"forward": costs(2.0), "forward_backward": costs(6.5), "step": costs(7.0)}
-    out = measure_phases(fns, None, None, rounds=5, warmup=1)
+    out = measure_phases(fns, rounds=5, warmup=1)
     assert out == {"forward_ms": 2.0, "backward_ms": 4.5, "optimizer_ms": 0.5}
