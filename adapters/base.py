@@ -105,6 +105,11 @@ class Adapter(ABC):
     def set_weights(self, model: Any, weights: CanonicalWeights) -> None:
         """Load canonical weights into the model (the same function in every framework)."""
 
+    def learning_rate_now(self, model: Any) -> float | None:
+        """The learning rate the optimizer of the last `fit` would use for its next step (None if
+        unknown); lets the contract tests check that TrainSpec's schedule is applied."""
+        return None
+
     def keeps_recurrent_bias(self, cell: str) -> bool:
         """Whether the framework keeps a separate recurrent bias (b_hh) for this cell."""
         return True

@@ -77,6 +77,20 @@ class _StepTimerCallback(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def _learning_rate(train: TrainSpec):
+    """A float, or Keras' schedule object for TrainSpec's schedule (evaluated at optimizer.iterations,
+    which is 0 for the first update, as TrainSpec.lr_factor counts).
+
+    Keras 3 dropped the optimizers' `decay` argument; Keras 2's Adam(decay=d) computed
+    lr / (1 + d * iterations), which is InverseTimeDecay with decay_steps=1 and decay_rate=d.
+    """
+    if train.lr_schedule == "inverse-time":
+        return keras.optimizers.schedules.InverseTimeDecay(train.learning_rate, train.lr_decay_steps, train.lr_decay)
+    if train.lr_schedule == "exponential":
+        return keras.optimizers.schedules.ExponentialDecay(train.learning_rate, train.lr_decay_steps, train.lr_decay)
+    return train.learning_rate
+
+
 class KerasAdapter(Adapter):
     name = "keras"
 
@@ -117,10 +131,11 @@ class KerasAdapter(Adapter):
                 x = keras.layers.Dropout(rate)(x)
         outputs = keras.layers.Dense(model.num_classes)(x)
         net = keras.Model(inputs, outputs, name=model.key.replace(".", "_"))
+        lr = _learning_rate(train)
         if train.optimizer == "sgd":
-            optimizer = keras.optimizers.SGD(learning_rate=train.learning_rate)
+            optimizer = keras.optimizers.SGD(learning_rate=lr)
         else:
-            optimizer = keras.optimizers.Adam(learning_rate=train.learning_rate, epsilon=train.adam_epsilon)
+            optimizer = keras.optimizers.Adam(learning_rate=lr, epsilon=train.adam_epsilon)
         net.compile(
             optimizer=optimizer,
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -163,6 +178,9 @@ class KerasAdapter(Adapter):
             return float(model.train_on_batch(x, y, return_dict=True)["loss"])  # float(): forces the result
 
         return step
+
+    def learning_rate_now(self, model: keras.Model) -> float | None:
+        return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))  # a schedule evaluated at iterations
 
     def keeps_recurrent_bias(self, cell: str) -> bool:
         return cell == "gru"  # reset_after=True keeps [input bias, recurrent bias]

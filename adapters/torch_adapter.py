@@ -97,6 +97,11 @@ class TorchAdapter(Adapter):
 
     def __init__(self) -> None:
         self.device = torch.device("cpu")
+        self._fit_optimizers: dict[int, torch.optim.Optimizer] = {}
+
+    def learning_rate_now(self, model: nn.Module) -> float | None:
+        optimizer = self._fit_optimizers.get(id(model))
+        return None if optimizer is None else float(optimizer.param_groups[0]["lr"])
 
     def setup(self, device: str, threads: int, seed: int) -> None:
         torch.set_num_threads(threads)
@@ -118,6 +123,9 @@ class TorchAdapter(Adapter):
     def fit(self, model: nn.Module, data: Dataset, train: TrainSpec, plan: BatchPlan, timer: StepTimer) -> FitResult:
         x, y = self._to_device(data.x_train, data.y_train)
         optimizer, criterion = self._optimizer(model, train), nn.CrossEntropyLoss()
+        # Step k uses lr0 * lr_factor(k), as Keras' schedules and TF1's decay functions do.
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, train.lr_factor)
+        self._fit_optimizers[id(model)] = optimizer
         b = train.batch_size
         net = self._net(model)
         net.train()
@@ -135,6 +143,7 @@ class TorchAdapter(Adapter):
                 loss = criterion(logits, yb)
                 loss.backward()
                 optimizer.step()
+                schedule.step()  # inside the step: Keras and TF1 compute their decayed rate inside theirs
                 timer.stop()
                 value = loss.item()
                 if timer.steps == 1:

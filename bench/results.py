@@ -39,6 +39,7 @@ class Record:
     # identity
     run_id: str
     case_id: str
+    label: str  # the case's name where it has one (reference cases A1..D3, user matrices), else ""
     adapter: str
     # model
     cell: str
@@ -53,6 +54,11 @@ class Record:
     epochs: int
     max_steps: int | None
     learning_rate: float
+    optimizer: str
+    adam_epsilon: float
+    lr_schedule: str
+    lr_decay: float
+    lr_decay_steps: int
     seed: int
     device: str  # what was asked: auto / cpu / cuda
     threads: int
@@ -132,6 +138,7 @@ class Record:
         return cls(
             run_id=run_id,
             case_id=case.case_id,
+            label=case.label,
             adapter=case.adapter,
             cell=m.cell,
             bidirectional=m.bidirectional,
@@ -144,6 +151,11 @@ class Record:
             epochs=t.epochs,
             max_steps=t.max_steps,
             learning_rate=t.learning_rate,
+            optimizer=t.optimizer,
+            adam_epsilon=t.adam_epsilon,
+            lr_schedule=t.lr_schedule,
+            lr_decay=t.lr_decay,
+            lr_decay_steps=t.lr_decay_steps,
             seed=t.seed,
             device=case.device,
             threads=threads,

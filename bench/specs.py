@@ -17,6 +17,12 @@ CELLS = ("rnn", "gru", "lstm")
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # gate blocks per cell, in every framework
 ACTIVATIONS = ("tanh", "relu")
 OPTIMIZERS = ("adam", "sgd")  # sgd: plain, no momentum (used by the parity check)
+# Learning rate at step k (k = 0 for the first update), with lr0 = learning_rate, r = lr_decay and
+# s = lr_decay_steps:
+#   constant       lr0
+#   inverse-time   lr0 / (1 + r * k / s)   Keras 2's Adam(decay=r) with s = 1 (reference case D)
+#   exponential    lr0 * r ** (k / s)      tf.compat.v1.train.exponential_decay (reference case C)
+LR_SCHEDULES = ("constant", "inverse-time", "exponential")
 DEVICES = ("auto", "cpu", "cuda")
 INIT_SCHEMES = ("framework", "keras", "torch")
 
@@ -114,6 +120,9 @@ class TrainSpec:
     warmup_steps: int = 5
     eval_batch_size: int = 1000
     phase_rounds: int = 20  # rounds of the forward/backward/optimizer split after training; 0 = skip
+    lr_schedule: str = "constant"  # see LR_SCHEDULES
+    lr_decay: float = 0.0
+    lr_decay_steps: int = 1
 
     def __post_init__(self) -> None:
         owner = "TrainSpec"
@@ -136,6 +145,30 @@ class TrainSpec:
             _fail(owner, "phase_rounds", self.phase_rounds, "an integer >= 0")
         if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
             _fail(owner, "warmup_steps", self.warmup_steps, "an integer >= 0")
+        _check_choice(owner, "lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _check_positive_int(owner, "lr_decay_steps", self.lr_decay_steps)
+        rate = self.lr_decay
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate):
+            _fail(owner, "lr_decay", rate, "a finite number")
+        object.__setattr__(self, "lr_decay", float(rate))
+        if self.lr_schedule == "constant" and rate != 0:
+            _fail(owner, "lr_decay", rate, "0 with lr_schedule 'constant' (choose 'inverse-time' or 'exponential')")
+        if self.lr_schedule == "inverse-time" and rate < 0:
+            _fail(owner, "lr_decay", rate, "a number >= 0 for 'inverse-time'")
+        if self.lr_schedule == "exponential" and not 0 < rate <= 1:
+            _fail(owner, "lr_decay", rate, "a rate in (0, 1] for 'exponential'")
+
+    def lr_factor(self, step: int) -> float:
+        """learning rate at `step` / learning_rate (the schedule, framework-free; see LR_SCHEDULES)."""
+        k = step / self.lr_decay_steps
+        if self.lr_schedule == "inverse-time":
+            return 1.0 / (1.0 + self.lr_decay * k)
+        if self.lr_schedule == "exponential":
+            return self.lr_decay**k
+        return 1.0
+
+    def learning_rate_at(self, step: int) -> float:
+        return self.learning_rate * self.lr_factor(step)
 
     def planned_steps(self, train_size: int) -> int:
         """Steps this spec trains for on `train_size` examples (full batches only)."""
@@ -155,10 +188,13 @@ class Case:
     device: str = "auto"
     threads: int | None = None
     init: str = "framework"  # framework: each its own defaults; keras / torch: one scheme in every adapter
+    label: str = ""  # a name for the case, e.g. reference case "A1"; part of case_id when set
 
     def __post_init__(self) -> None:
         if not isinstance(self.adapter, str) or not self.adapter:
             _fail("Case", "adapter", self.adapter, "an adapter name")
+        if not isinstance(self.label, str) or not all(c.isalnum() or c in "-_." for c in self.label):
+            _fail("Case", "label", self.label, "letters, digits, '-', '_' or '.'")
         _check_choice("Case", "device", self.device, DEVICES)
         _check_choice("Case", "init", self.init, INIT_SCHEMES)
         if self.threads is not None:
@@ -169,7 +205,8 @@ class Case:
         """Stable identity used to match cases across runs (resume, compare)."""
         t = self.train
         init = "" if self.init == "framework" else f"/init-{self.init}"
-        return f"{self.adapter}/{self.model.key}/b{t.batch_size}/{self.dataset}/s{t.seed}{init}"
+        label = f"{self.label}:" if self.label else ""
+        return f"{label}{self.adapter}/{self.model.key}/b{t.batch_size}/{self.dataset}/s{t.seed}{init}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

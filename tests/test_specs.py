@@ -78,3 +78,43 @@ def test_case_round_trips_through_dict_and_has_stable_id():
 def test_case_rejects_unknown_device():
     with pytest.raises(BenchInputError, match=r"Case.device: invalid value 'tpu'; allowed: 'auto', 'cpu' or 'cuda'"):
         Case("torch", ModelSpec("gru", (8,)), device="tpu")
+
+
+def test_learning_rate_schedules_have_exact_values():
+    from bench.specs import TrainSpec
+
+    assert TrainSpec(learning_rate=0.1).learning_rate_at(1000) == 0.1
+    inv = TrainSpec(learning_rate=1e-3, lr_schedule="inverse-time", lr_decay=1e-5)  # Keras 2's Adam(decay=1e-5)
+    assert inv.learning_rate_at(0) == 1e-3
+    assert inv.learning_rate_at(100_000) == pytest.approx(1e-3 / 2, rel=1e-15)
+    exp = TrainSpec(learning_rate=0.5, lr_schedule="exponential", lr_decay=0.9, lr_decay_steps=10_000)  # case C
+    assert exp.learning_rate_at(10_000) == pytest.approx(0.45, rel=1e-15)
+    assert exp.learning_rate_at(5_000) == pytest.approx(0.5 * 0.9**0.5, rel=1e-15)
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"lr_schedule": "cosine"}, "TrainSpec.lr_schedule: invalid value 'cosine'; allowed: 'constant', 'inverse-time' or 'exponential'"),
+        ({"lr_decay": 0.1}, "0 with lr_schedule 'constant'"),
+        ({"lr_schedule": "exponential", "lr_decay": 1.5}, "a rate in (0, 1]"),
+        ({"lr_schedule": "inverse-time", "lr_decay": -1.0}, "a number >= 0"),
+        ({"lr_schedule": "inverse-time", "lr_decay": 0.1, "lr_decay_steps": 0}, "lr_decay_steps: invalid value 0"),
+    ],
+)
+def test_bad_schedules_are_named(kwargs, fragment):
+    from bench.specs import TrainSpec
+
+    with pytest.raises(BenchInputError) as exc:
+        TrainSpec(**kwargs)
+    assert fragment in str(exc.value)
+
+
+def test_a_label_prefixes_the_case_id_and_is_checked():
+    from bench.specs import Case, ModelSpec
+
+    case = Case("keras", ModelSpec("rnn", (256, 256)), label="D1")
+    assert case.case_id == "D1:keras/rnn-uni-256x2/b64/mnist-5k/s0"
+    assert Case.from_dict(case.to_dict()) == case
+    with pytest.raises(BenchInputError, match="Case.label: invalid value 'a/b'"):
+        Case("keras", ModelSpec("rnn", (8,)), label="a/b")
