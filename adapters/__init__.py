@@ -29,6 +29,13 @@ def _torch_check(model: ModelSpec) -> str | None:
     return None
 
 
+def _tf1_noncanonical(model: ModelSpec) -> str | None:
+    if model.cell == "gru":
+        return ("TF 1.x GRUCell applies the reset gate before its recurrent matmul (Keras' reset_after=False), "
+                "PyTorch and Keras after it: a different function, so it has no canonical weights")
+    return None
+
+
 def _keras_torch_defect() -> str | None:
     from importlib.metadata import version
 
@@ -49,9 +56,15 @@ class AdapterInfo:
     env: dict[str, str] = field(default_factory=dict)  # set in the case's process before import
     check: Callable[[ModelSpec], str | None] | None = None  # why a spec is not expressible
     defect: Callable[[], str | None] | None = None  # a known defect of the installed version, if any
+    # why a spec's weights have no canonical form (bench/canonical.py): it is a different function,
+    # so parity cannot compare it and --init keras|torch cannot load it
+    noncanonical: Callable[[ModelSpec], str | None] | None = None
 
     def unsupported_reason(self, model: ModelSpec) -> str | None:
         return self.check(model) if self.check else None
+
+    def noncanonical_reason(self, model: ModelSpec) -> str | None:
+        return self.noncanonical(model) if self.noncanonical else None
 
 
 BUILTIN: dict[str, AdapterInfo] = {
@@ -97,6 +110,14 @@ BUILTIN: dict[str, AdapterInfo] = {
         ("torch",),
         "PyTorch with torch.compile and torch._dynamo.config.allow_rnn=True (RNN modules traced)",
         check=_torch_check,
+    ),
+    "tf1-graph": AdapterInfo(
+        "tf1-graph",
+        "adapters.tf1_adapter:Tf1GraphAdapter",
+        ("tensorflow", "tf_keras"),
+        "TensorFlow 1.x graph mode (tf.compat.v1): placeholders, v1 cells unrolled by static_rnn, Session.run",
+        env={"TF_USE_LEGACY_KERAS": "1"},  # the v1 cells live in tf-keras; this case's process only
+        noncanonical=_tf1_noncanonical,
     ),
 }
 

@@ -52,9 +52,12 @@ def worker_main(job_path: str, out_path: str) -> int:
     job = json.loads(Path(job_path).read_text())
     adapter = adapters.load(job["adapter"])
     adapter.setup("cpu", threads=job["threads"], seed=0)
+    info = adapters.get_info(job["adapter"])
     out: dict[str, Any] = {}
     for i, raw in enumerate(job["specs"]):
         spec = ModelSpec(**{**raw, "units": tuple(raw["units"]), "dropout": tuple(raw["dropout"])})
+        if info.noncanonical_reason(spec):
+            continue  # a different function: nothing to compare (compare() says why)
         for key, value in measure_spec(adapter, spec, job["seed"] + i).items():
             out[f"{i}/{key}"] = value
     np.savez(out_path, **out)
@@ -92,6 +95,7 @@ class ParityRow:
     weights_diff: float
     ok: bool
     note: str
+    compared: bool = True  # False: one side's model is a different function (note says why); not a mismatch
 
 
 def run_adapter(adapter_name: str, specs: list[ModelSpec], seed: int, threads: int, work: Path) -> dict[str, np.ndarray]:
@@ -137,14 +141,27 @@ def compare_spec(spec: ModelSpec, ref: str, r: dict[str, np.ndarray], name: str,
 
 
 def compare(specs: list[ModelSpec], results: dict[str, dict[str, np.ndarray]]) -> list[ParityRow]:
+    """Every adapter against the first one that measured the spec (adapters whose model is a
+    different function for a spec measured nothing for it, and get a 'not compared' row)."""
     names = list(results)
-    ref = names[0]
     rows = []
     for i, spec in enumerate(specs):
         prefix = f"{i}/"
         per = {n: {k[len(prefix):]: v for k, v in results[n].items() if k.startswith(prefix)} for n in names}
-        rows += [compare_spec(spec, ref, per[ref], n, per[n]) for n in names[1:]]
+        measured = [n for n in names if per[n]]
+        ref = measured[0] if measured else names[0]
+        for n in names:
+            if n == ref:
+                continue
+            rows.append(compare_spec(spec, ref, per[ref], n, per[n]) if n in measured else _not_compared(spec, n, ref))
     return rows
+
+
+def _not_compared(spec: ModelSpec, name: str, ref: str) -> ParityRow:
+    reasons = [r for r in (adapters.get_info(n).noncanonical_reason(spec) for n in (name, ref)) if r]
+    nan = float("nan")
+    return ParityRow(spec.key, spec.cell, spec.bidirectional, ",".join(map(str, spec.units)), name, ref, -1, -1,
+                     "", nan, nan, nan, True, "not compared: " + "; ".join(reasons), compared=False)
 
 
 def run_parity(adapter_names: list[str], seed: int, threads: int, work: Path) -> list[ParityRow]:

@@ -183,6 +183,9 @@ def parity_table(rows) -> Table:
     for name in ("model", "vs", "params", "params note", "max |d logits|", "|d loss|", "max |d update|", "result"):
         table.add_column(name, justify="right" if name.startswith(("max", "|")) else "left")
     for r in rows:
+        if not r.compared:
+            table.add_row(r.spec_key, f"{r.adapter} vs {r.reference}", "-", "", "-", "-", "-", "[dim]not compared[/]")
+            continue
         table.add_row(
             r.spec_key, f"{r.adapter} vs {r.reference}", f"{r.params:,} / {r.reference_params:,}", r.params_note,
             f"{r.logits_diff:.1e}", f"{r.loss_diff:.1e}", f"{r.weights_diff:.1e}",
@@ -192,3 +195,39 @@ def parity_table(rows) -> Table:
     if notes:
         table.caption = "; ".join(notes)
     return table
+
+
+def reference_table(frame: pd.DataFrame) -> Table:
+    """The `seeds` cases: what each tutorial reports beside what this run measured."""
+    from bench.references import RATIO_BASE
+
+    table = Table(title="reference cases: measured | reported (../shared/SEEDS.md)", header_style="bold")
+    for name in ("case", "adapter", "model", "steps", "params", "| reported", "test acc", "| reported",
+                 "ms/step", f"x {RATIO_BASE}", "| reported", "status"):
+        table.add_column(name, justify="left" if name in ("case", "adapter", "model", "status") else "right",
+                         no_wrap=name in ("model", "steps", "status"))
+    for r in frame.itertuples():
+        steps = _num(r.steps_run, ",.0f")
+        if r.shortened:
+            steps = f"[yellow]{steps} of {r.reference_steps:,}[/]"
+        params = _num(r.params, ",.0f")
+        if pd.notna(r.params_match):
+            params += " [green]=[/]" if r.params_match else " [bold red]![/]"
+        table.add_row(
+            r.label, r.adapter, r.model, steps, params, _num(r.reported_params, ",.0f"),
+            _pct(r.test_accuracy), r.reported_accuracy_text, _num(r.step_ms, ".2f"), _num(r.ratio_to_base, ".2f"),
+            _num(r.reported_ratio_to_base, ".2f"), f"[{STATUS_STYLE.get(r.status, 'white')}]{r.status}[/]",
+        )
+    return table
+
+
+def print_reference(df: pd.DataFrame, console: Console) -> None:
+    """The reference table and its caveats (printed above it), when the run has reference cases."""
+    from bench.references import reference_frame, reference_notices
+
+    frame = reference_frame(df)
+    if frame.empty:
+        return
+    for line in reference_notices(frame):
+        console.print(f"[bold yellow]note: {line}[/]")
+    console.print(reference_table(frame))

@@ -12,19 +12,34 @@ def installed(*modules: str) -> bool:
     return all(importlib.util.find_spec(m) is not None for m in modules)
 
 
+# Settings fixed when a framework is imported, so one process holds one value of each:
+# the Keras backend (default tensorflow) and whether tf.keras is the legacy tf-keras (TF 1.x cells).
+PROCESS_VARS = {"KERAS_BACKEND": "tensorflow", "TF_USE_LEGACY_KERAS": None}
+ONLY_ADAPTER_VAR = "RNNBENCH_TEST_ADAPTER"  # set in the subprocess that tests one such adapter
+
+
+def runs_in_this_process(name: str) -> bool:
+    import adapters
+
+    only = os.environ.get(ONLY_ADAPTER_VAR)
+    if only:
+        return name == only
+    env = adapters.BUILTIN[name].env
+    return all(os.environ.get(k, default) == env.get(k, default) for k, default in PROCESS_VARS.items())
+
+
 def same_backend_adapters() -> list:
     """pytest params of the built-in adapters this process can load, skipped when not installed.
 
-    A Keras backend is fixed when Keras is imported, so a process holds the adapters of its own
-    KERAS_BACKEND (default tensorflow); the others run in a subprocess with their backend set.
+    Adapters that need other PROCESS_VARS run in a subprocess with those set (see
+    test_adapters_contract.test_adapter_in_its_own_process).
     """
     import adapters
 
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     return [
         pytest.param(name, marks=pytest.mark.skipif(not installed(*info.requires), reason=f"{info.requires} not installed"))
         for name, info in adapters.BUILTIN.items()
-        if info.env.get("KERAS_BACKEND", backend) == backend
+        if runs_in_this_process(name)
     ]
 
 

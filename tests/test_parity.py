@@ -99,3 +99,21 @@ def test_canonical_arrays_round_trip():
     w = keras_scheme(spec, 0)
     again = CanonicalWeights.from_arrays(spec, w.arrays())
     assert all(np.array_equal(v, again.arrays()[k]) for k, v in w.arrays().items())
+
+
+@pytest.mark.skipif(not installed("keras", "tensorflow", "tf_keras"), reason="keras and tf-keras needed")
+def test_tf1_graph_is_the_same_model_as_keras_except_its_gru(both, tmp_path):
+    """TF 1.x cells run in their own process (legacy tf-keras); Keras is measured here, in-process."""
+    from bench.parity import compare, run_adapter
+
+    specs = [ModelSpec("lstm", (8, 6), True), ModelSpec("rnn", (6, 8, 5)), ModelSpec("gru", (8,))]
+    tf1 = run_adapter("tf1-graph", specs, seed=11, threads=1, work=tmp_path)
+    keras = {}
+    for i, spec in enumerate(specs):
+        keras.update({f"{i}/{k}": v for k, v in measure_spec(both["keras"], spec, seed=11 + i).items()})
+    rows = compare(specs, {"keras": keras, "tf1-graph": tf1})
+    assert [(r.spec_key, r.compared, r.ok) for r in rows] == [
+        ("lstm-bi-8-6", True, True), ("rnn-uni-6-8-5", True, True), ("gru-uni-8x1", False, True)
+    ]
+    assert rows[0].logits_diff < 1e-5 and rows[0].params == rows[0].reference_params == 3_602
+    assert "reset gate before its recurrent matmul" in rows[2].note

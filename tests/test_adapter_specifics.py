@@ -1,0 +1,56 @@
+"""Tests of one adapter's own behaviour (the shared contract is in test_adapters_contract.py)."""
+
+import pytest
+
+import adapters
+from bench.specs import ModelSpec, TrainSpec
+from tests.conftest import installed, runs_in_this_process
+
+
+def test_keras_reports_reference_d1_parameter_count():
+    if not installed("keras", "tensorflow") or not runs_in_this_process("keras"):
+        pytest.skip("keras on tensorflow not installed")
+    a = adapters.load("keras")
+    a.setup("cpu", 1, 0)
+    # ../shared/SEEDS.md case D1: SimpleRNN(256) -> SimpleRNN(256) -> Dense(10) on 28 features
+    model = a.build(ModelSpec("rnn", (256, 256)), TrainSpec())
+    assert a.count_params(model) == 206_858
+    assert [layer.count_params() for layer in model.layers[1:]] == [72_960, 131_328, 2_570]
+
+
+def test_torch_bidirectional_head_sees_forward_last_and_backward_final_state():
+    if not installed("torch"):
+        pytest.skip("torch not installed")
+    import torch
+
+    a = adapters.load("torch")
+    a.setup("cpu", 1, 0)
+    spec = ModelSpec("lstm", (6,), bidirectional=True)
+    model = a.build(spec, TrainSpec()).eval()
+    rnn = model.rnns[0]
+    fwd = torch.nn.LSTM(28, 6, batch_first=True)
+    bwd = torch.nn.LSTM(28, 6, batch_first=True)
+    with torch.no_grad():
+        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            getattr(fwd, name).copy_(getattr(rnn, name))
+            getattr(bwd, name).copy_(getattr(rnn, name + "_reverse"))
+        x = torch.randn(3, 28, 28)
+        expected = model.head(torch.cat([fwd(x)[0][:, -1], bwd(x.flip(1))[0][:, -1]], dim=1))
+        torch.testing.assert_close(model(x), expected)
+
+
+def test_torch_groups_uniform_layers_into_one_module():
+    if not installed("torch"):
+        pytest.skip("torch not installed")
+    from adapters.torch_adapter import layer_groups
+
+    assert layer_groups(ModelSpec("lstm", (128, 128))) == [(128, 2, 0.0)]
+    assert layer_groups(ModelSpec("lstm", (256, 256), dropout=0.2)) == [(256, 1, 0.2), (256, 1, 0.2)]
+    assert layer_groups(ModelSpec("gru", (256, 128), dropout=(0.3, 0.0))) == [(256, 1, 0.3), (128, 1, 0.0)]
+    assert layer_groups(ModelSpec("rnn", (8, 8, 4))) == [(8, 2, 0.0), (4, 1, 0.0)]
+
+
+def test_torch_rejects_relu_lstm_before_any_work():
+    info = adapters.get_info("torch")
+    assert "fixed tanh activation" in info.unsupported_reason(ModelSpec("lstm", (8,), activation="relu"))
+    assert info.unsupported_reason(ModelSpec("rnn", (8,), activation="relu")) is None
