@@ -7,6 +7,7 @@ the value and the valid choices, and no run directory.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -29,8 +30,8 @@ import adapters
 from bench import compare, data, envinfo
 from bench.calibrate import sgemm_calibration
 from bench.errors import BenchInputError
-from bench.matrix import DEFAULT_ADAPTERS, MATRICES, Overrides, build_cases
-from bench.report import compare_markdown, compare_table, print_run
+from bench.matrix import MATRICES, Overrides, apply_overrides, get_matrix
+from bench.report import compare_markdown, compare_table, print_reference, print_run
 from bench.results import CSV_FILE, META_FILE, PARQUET_FILE, Record, load_results, read_records
 from bench.runner import new_run_id, read_plan, run_cases, write_plan
 from bench.specs import DEVICES, INIT_SCHEMES, Case
@@ -38,7 +39,6 @@ from bench.specs import DEVICES, INIT_SCHEMES, Case
 EXIT_OK, EXIT_CASE_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 FAILING = ("failed", "timeout", "oom", "diverged", "not-learning")
 BASELINES = Path("results") / "baselines"
-TRAIN_SIZES = {"mnist-5k": 4000, "mnist": 60000, "fashion-mnist": 60000, "synthetic": data.SYNTHETIC_TRAIN}
 
 
 def _positive_int(text: str) -> int:
@@ -91,11 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run a benchmark matrix, one process per case")
-    run.add_argument("--matrix", default="smoke", help=f"matrix name: {', '.join(MATRICES)} (default: smoke)")
+    run.add_argument("--matrix", default="smoke",
+                     help=f"matrix name: {', '.join(MATRICES)} (default: smoke), or a .toml matrix file "
+                     "(format: examples/matrix.toml)")
     run.add_argument("--adapters", type=_adapter_list,
                      help="comma-separated adapters, or 'all' (every adapter usable here); default: the matrix's")
     run.add_argument("--cells", type=_name_list, help="comma-separated cells to keep: rnn,gru,lstm (default: all)")
-    run.add_argument("--dataset", choices=data.DATASETS, help="dataset (default: the matrix's, mnist-5k)")
+    run.add_argument("--dataset", choices=data.DATASETS,
+                     help="dataset (default: the matrix's: mnist-5k; seeds: mnist if it is here, else mnist-5k)")
     run.add_argument("--data-dir", help="directory holding mnist.npz or IDX files")
     run.add_argument("--epochs", type=_positive_int, help="epochs to train (clears the matrix's step limit)")
     run.add_argument("--max-steps", type=_positive_int, help="stop after this many training steps")
@@ -179,18 +182,32 @@ def _prepare_run(args: argparse.Namespace) -> tuple[list[Case], data.DataSource,
     )
     if args.seed is not None and args.seed < 0:
         raise BenchInputError(f"--seed: invalid value {args.seed}; allowed: an integer >= 0")
-    cases, mdef = build_cases(args.matrix, overrides)
+    mdef = get_matrix(args.matrix)
+    notices = []
+    if args.dataset is None and mdef.dataset_fallback:
+        try:
+            data.resolve(mdef.dataset, args.data_dir, download=False)
+        except data.DataError:
+            overrides = dataclasses.replace(overrides, dataset=mdef.dataset_fallback)
+            notices.append(
+                f"{mdef.dataset} is not here (no --data-dir, no cached copy), so this runs on {mdef.dataset_fallback}: "
+                f"its accuracy is NOT comparable with the reported figures, which are for full {mdef.dataset}. "
+                f"--dataset {mdef.dataset} downloads it (SHA-256 checked)."
+            )
+    cases = apply_overrides(mdef, overrides)
     dataset = cases[0].dataset
-    batch = cases[0].train.batch_size
-    if batch > TRAIN_SIZES[dataset]:
-        raise BenchInputError(
-            f"--batch-size {batch} is larger than dataset {dataset!r}'s {TRAIN_SIZES[dataset]} training examples"
-        )
+    for case in cases:
+        if case.train.batch_size > data.TRAIN_SIZES[dataset]:
+            raise BenchInputError(
+                f"batch size {case.train.batch_size} ({case.case_id}) is larger than dataset {dataset!r}'s "
+                f"{data.TRAIN_SIZES[dataset]} training examples"
+            )
     source = data.resolve(dataset, args.data_dir)
     threads = args.threads or envinfo.usable_cores()
     timeout_s = args.timeout or mdef.timeout_s
     run_dir = Path(args.out) / "runs" / new_run_id()
-    return cases, source, threads, timeout_s, run_dir, {"matrix": args.matrix}
+    return cases, source, threads, timeout_s, run_dir, {"matrix": mdef.name, "matrix_origin": mdef.origin,
+                                                        "notices": notices}
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
@@ -201,6 +218,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         "run_id": run_dir.name,
         "command": sys.argv,
         "matrix": plan_meta.get("matrix"),
+        "matrix_origin": plan_meta.get("matrix_origin"),
+        "notices": plan_meta.get("notices", []),
         "dataset": {"name": source.name, "origin": source.origin},
         "threads": threads,
         "timeout_s": timeout_s,
@@ -208,9 +227,12 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         "calibration": sgemm_calibration(),
     }
     if not resuming:
-        write_plan(run_dir, cases, source, threads, timeout_s, {"matrix": meta["matrix"], "command": sys.argv})
+        write_plan(run_dir, cases, source, threads, timeout_s,
+                   {k: meta[k] for k in ("matrix", "matrix_origin", "notices", "command")})
     err = Console(stderr=True)
     err.print(f"run {run_dir} : {len(cases)} cases, dataset {source.name} ({source.origin}), {threads} threads")
+    for notice in meta["notices"]:
+        err.print(f"[bold yellow]note: {notice}[/]")
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -243,6 +265,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             on_done=on_done,
         )
     print_run(df, console, title=f"rnnbench {meta['matrix']} on {source.name} ({run_dir.name})")
+    print_reference(df, console)
     console.print(f"saved: {run_dir / 'results.parquet'}, results.csv, meta.json")
     return EXIT_CASE_FAILED if df["status"].isin(FAILING).any() else EXIT_OK
 
@@ -252,7 +275,8 @@ def cmd_list(console: Console) -> int:
     for col in ("name", "cases", "description"):
         t.add_column(col)
     for name, mdef in MATRICES.items():
-        t.add_row(name, str(len(mdef.models()) * len(DEFAULT_ADAPTERS)), mdef.description)
+        t.add_row(name, str(len(mdef.base_cases())), mdef.description)
+    t.add_row("FILE.toml", "", "your own cases, as a grid or a list (format: examples/matrix.toml)")
     console.print(t)
     t = Table(title="adapters", header_style="bold")
     for col in ("name", "usable here", "description"):
@@ -331,7 +355,10 @@ def cmd_parity(args: argparse.Namespace, console: Console) -> int:
             return EXIT_CASE_FAILED
     console.print(parity_table(rows))
     bad = [r for r in rows if not r.ok]
-    console.print(f"[bold red]{len(bad)} mismatch(es)[/]" if bad else f"[green]all {len(rows)} combinations match[/]")
+    compared = [r for r in rows if r.compared]
+    skipped = f" ({len(rows) - len(compared)} not comparable, see the caption)" if len(compared) < len(rows) else ""
+    console.print(f"[bold red]{len(bad)} mismatch(es)[/]" if bad
+                  else f"[green]all {len(compared)} compared combinations match[/]{skipped}")
     return EXIT_CASE_FAILED if bad else EXIT_OK
 
 
@@ -359,6 +386,7 @@ def cmd_baseline(args: argparse.Namespace, console: Console) -> int:
 def cmd_show(args: argparse.Namespace, console: Console) -> int:
     df, meta = load_results(args.path)
     print_run(df, console, title=f"rnnbench {meta.get('matrix', '')} {meta.get('run_id', args.path)}")
+    print_reference(df, console)
     return EXIT_OK
 
 

@@ -37,6 +37,8 @@ IDX_FILES = {
 # the first 400 of each class (file order) for training and the last 100 for testing.
 MNIST5K_TRAIN_PER_CLASS = 400
 SYNTHETIC_TRAIN, SYNTHETIC_TEST, SYNTHETIC_SEED = 4096, 1024, 1234
+TRAIN_SIZES = {"mnist-5k": 4000, "mnist": 60000, "fashion-mnist": 60000, "synthetic": SYNTHETIC_TRAIN}
+TEST_SIZES = {"mnist-5k": 1000, "mnist": 10000, "fashion-mnist": 10000, "synthetic": SYNTHETIC_TEST}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""Named matrices: a name -> the list of Cases it runs, with command-line overrides applied."""
+"""Matrices: a name (or a user's .toml file) -> the list of Cases it runs, with command-line overrides.
+
+Two kinds: a grid (models x adapters, the built-in speed matrices) and an explicit case list
+(the `seeds` reference cases, user files), where each case carries its own adapter and training.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ import dataclasses
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import adapters
 from bench.errors import BenchInputError, choices_text
+from bench.references import REFERENCE_DATASET, seeds_cases
 from bench.specs import CELLS, Case, ModelSpec, TrainSpec
 
 DEFAULT_ADAPTERS = ("keras", "torch")
@@ -31,12 +37,29 @@ class Overrides:
 
 @dataclass(frozen=True)
 class MatrixDef:
+    """A grid (`models` x adapters, with one `train`) or an explicit list (`cases`, each complete)."""
+
     name: str
     description: str
-    models: Callable[[], list[ModelSpec]]
-    train: TrainSpec
     timeout_s: float  # per case
     dataset: str = "mnist-5k"
+    models: Callable[[], list[ModelSpec]] | None = None
+    train: TrainSpec | None = None
+    cases: Callable[[], list[Case]] | None = None
+    # used, with a notice, when `dataset` cannot be had without a download and none was asked for
+    dataset_fallback: str | None = None
+    origin: str = "built-in"
+
+    def base_cases(self, adapter_names: tuple[str, ...] | None = None) -> list[Case]:
+        """The matrix's own cases, before overrides (a grid uses `adapter_names` or the defaults)."""
+        if self.cases is not None:
+            return self.cases()
+        assert self.models is not None and self.train is not None
+        return [
+            Case(adapter=a, model=m, train=self.train, dataset=self.dataset)
+            for m in self.models()
+            for a in (adapter_names or DEFAULT_ADAPTERS)
+        ]
 
 
 def _grid(unit_sizes: tuple[tuple[int, ...], ...]) -> Callable[[], list[ModelSpec]]:
@@ -57,65 +80,121 @@ MATRICES: dict[str, MatrixDef] = {
     "smoke": MatrixDef(
         "smoke",
         "keras+torch x rnn/gru/lstm x uni/bi, 2x32 units, 30 steps: checks every path quickly",
-        _grid(((32, 32),)),
-        TrainSpec(batch_size=64, epochs=1, max_steps=30, warmup_steps=5),
         timeout_s=300,
+        models=_grid(((32, 32),)),
+        train=TrainSpec(batch_size=64, epochs=1, max_steps=30, warmup_steps=5),
     ),
     "full": MatrixDef(
         "full",
         "keras+torch x rnn/gru/lstm x uni/bi x 2x128 / 2x256 units, 5 epochs of batch 64",
-        _grid(((128, 128), (256, 256))),
-        TrainSpec(batch_size=64, epochs=5, warmup_steps=10),
         timeout_s=3600,
+        models=_grid(((128, 128), (256, 256))),
+        train=TrainSpec(batch_size=64, epochs=5, warmup_steps=10),
     ),
     "ci": MatrixDef(
         "ci",
         "keras+torch x rnn/gru/lstm, 2x64 units, 80 steps on synthetic data: the CI step-time gate",
-        _ci_models,
-        TrainSpec(batch_size=64, epochs=1, max_steps=80, warmup_steps=10),
         timeout_s=300,
         dataset="synthetic",
+        models=_ci_models,
+        train=TrainSpec(batch_size=64, epochs=1, max_steps=80, warmup_steps=10),
+    ),
+    "seeds": MatrixDef(
+        "seeds",
+        "the 11 reference cases A1-D3 of the Keras, PyTorch and TF 1.x tutorials, each exactly as published, "
+        "reported figures beside ours; full MNIST if it is here, else mnist-5k",
+        timeout_s=4 * 3600,  # A4 trains 9,370 BiLSTM steps on full MNIST
+        dataset=REFERENCE_DATASET,
+        cases=seeds_cases,
+        dataset_fallback="mnist-5k",
     ),
 }
 
 
-def build_cases(name: str, overrides: Overrides = Overrides()) -> tuple[list[Case], MatrixDef]:
-    """Expand matrix `name` into cases; bad names and unexpressible specs raise BenchInputError."""
+def is_matrix_file(name: str) -> bool:
+    return name.endswith(".toml") or ("/" in name and Path(name).is_file())
+
+
+def get_matrix(name: str) -> MatrixDef:
+    if is_matrix_file(name):
+        from bench.matrix_file import load_matrix_file
+
+        return load_matrix_file(Path(name))
     if name not in MATRICES:
-        raise BenchInputError(f"unknown matrix {name!r}; valid matrices: {choices_text(MATRICES)}")
-    mdef = MATRICES[name]
-    adapter_names = overrides.adapters or DEFAULT_ADAPTERS
-    for a in adapter_names:
-        adapters.get_info(a)  # raises with the valid names
-    train_changes = {
-        k: v
-        for k, v in (("epochs", overrides.epochs), ("batch_size", overrides.batch_size), ("seed", overrides.seed))
-        if v is not None
-    }
-    if overrides.max_steps is not None:
-        train_changes["max_steps"] = overrides.max_steps
-    elif overrides.epochs is not None:
-        train_changes["max_steps"] = None  # --epochs alone means whole epochs
-    train = dataclasses.replace(mdef.train, **train_changes)
-    cases = []
+        raise BenchInputError(
+            f"unknown matrix {name!r}; valid matrices: {choices_text(MATRICES)}, or the path of a .toml matrix file"
+        )
+    return MATRICES[name]
+
+
+def _override_train(train: TrainSpec, o: Overrides) -> TrainSpec:
+    changes = {k: v for k, v in (("epochs", o.epochs), ("batch_size", o.batch_size), ("seed", o.seed)) if v is not None}
+    if o.max_steps is not None:
+        changes["max_steps"] = o.max_steps
+    elif o.epochs is not None:
+        changes["max_steps"] = None  # --epochs alone means whole epochs
+    return dataclasses.replace(train, **changes) if changes else train
+
+
+def apply_overrides(mdef: MatrixDef, overrides: Overrides) -> list[Case]:
+    """The matrix's cases with the command line applied; raises BenchInputError on what cannot run."""
+    if overrides.adapters:
+        for a in overrides.adapters:
+            adapters.get_info(a)  # raises with the valid names
     if overrides.cells is not None:
         bad = [c for c in overrides.cells if c not in CELLS]
         if bad:
             raise BenchInputError(f"unknown cell {bad[0]!r}; valid cells: {choices_text(CELLS)}")
-    models = [m for m in mdef.models() if overrides.cells is None or m.cell in overrides.cells]
-    for model in models:
-        for a in adapter_names:
-            reason = adapters.get_info(a).unsupported_reason(model)
-            if reason:
-                raise BenchInputError(f"matrix {name!r}, adapter {a!r}, model {model.key!r}: {reason}")
-            cases.append(
-                Case(
-                    adapter=a,
-                    model=model,
-                    train=train,
-                    dataset=overrides.dataset or mdef.dataset,
-                    device=overrides.device or "auto",
-                    init=overrides.init or "framework",
-                )
+    base = mdef.base_cases(overrides.adapters)
+    if mdef.cases is not None and overrides.adapters:  # a case list keeps its adapters: --adapters selects
+        base = [c for c in base if c.adapter in overrides.adapters]
+    if overrides.cells is not None:
+        base = [c for c in base if c.model.cell in overrides.cells]
+    if not base:
+        have = sorted({(c.adapter, c.model.cell) for c in mdef.base_cases()})
+        raise BenchInputError(
+            f"matrix {mdef.name!r} has no case for the --adapters/--cells given; it has (adapter, cell): "
+            + ", ".join(f"{a}/{c}" for a, c in have)
+        )
+    cases = []
+    for c in base:
+        case = dataclasses.replace(
+            c,
+            train=_override_train(c.train, overrides),
+            dataset=overrides.dataset or c.dataset,
+            device=overrides.device or c.device,
+            init=overrides.init or c.init,
+        )
+        check_case(case, f"matrix {mdef.name!r}")
+        cases.append(case)
+    check_unique(cases, f"matrix {mdef.name!r}")
+    return cases
+
+
+def check_case(case: Case, where: str) -> None:
+    """Whether the case's adapter can express its model (and load its init), before any work."""
+    info = adapters.get_info(case.adapter)
+    reason = info.unsupported_reason(case.model)
+    if reason is None and case.init != "framework":
+        why = info.noncanonical_reason(case.model)
+        reason = f"--init {case.init} cannot load weights: {why}" if why else None
+    if reason:
+        name = f"{case.label}: " if case.label else ""
+        raise BenchInputError(f"{where}, case {name}adapter {case.adapter!r}, model {case.model.key!r}: {reason}")
+
+
+def check_unique(cases: list[Case], where: str) -> None:
+    seen: dict[str, int] = {}
+    for i, c in enumerate(cases, 1):
+        if c.case_id in seen:
+            raise BenchInputError(
+                f"{where}: cases {seen[c.case_id]} and {i} are both {c.case_id!r} (same adapter, model, batch, "
+                "dataset and seed); give them distinct labels"
             )
-    return cases, mdef
+        seen[c.case_id] = i
+
+
+def build_cases(name: str, overrides: Overrides = Overrides()) -> tuple[list[Case], MatrixDef]:
+    """Expand matrix `name` into cases; bad names and unexpressible specs raise BenchInputError."""
+    mdef = get_matrix(name)
+    return apply_overrides(mdef, overrides), mdef

@@ -14,8 +14,11 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize(
     "argv, fragments",
     [
-        (["--matrix", "nosuch"], ["unknown matrix 'nosuch'", "'smoke', 'full' or 'ci'"]),
-        (["--adapters", "keras,mxnet"], ["unknown adapter 'mxnet'", "'keras', 'torch', 'keras-jax', 'keras-torch', 'torch-compile' or 'torch-compile-rnn'"]),
+        (["--matrix", "nosuch"], ["unknown matrix 'nosuch'", "'smoke', 'full', 'ci' or 'seeds'", ".toml"]),
+        (["--matrix", "nosuch.toml"], ["'nosuch.toml': no such file", "examples/matrix.toml"]),
+        (["--matrix", "seeds", "--cells", "rnn", "--adapters", "tf1-graph"], ["no case for the --adapters/--cells given", "tf1-graph/lstm"]),
+        (["--matrix", "smoke", "--adapters", "tf1-graph", "--init", "keras"], ["--init keras cannot load weights", "reset gate before"]),
+        (["--adapters", "keras,mxnet"], ["unknown adapter 'mxnet'", "'keras', 'torch', 'keras-jax', 'keras-torch', 'torch-compile', 'torch-compile-rnn' or 'tf1-graph'"]),
         (["--dataset", "cifar"], ["invalid choice: 'cifar'", "mnist-5k"]),
         (["--batch-size", "0"], ["--batch-size", "invalid value '0'", "positive integer"]),
         (["--epochs", "-3"], ["--epochs", "invalid value '-3'"]),
@@ -24,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
         (["--device", "tpu"], ["invalid choice: 'tpu'", "'cuda'"]),
         (["--cells", "cnn"], ["unknown cell 'cnn'", "'rnn', 'gru' or 'lstm'"]),
         (["--data-dir", "/no/such/dir", "--dataset", "mnist"], ["/no/such/dir", "not a directory"]),
-        (["--batch-size", "5000"], ["--batch-size 5000 is larger than dataset 'mnist-5k'"]),
+        (["--batch-size", "5000"], ["batch size 5000", "is larger than dataset 'mnist-5k'"]),
         (["--seed", "-1"], ["--seed", "integer >= 0"]),
         (["--resume", "/no/such/run"], ["--resume", "not a run directory"]),
         (["--no-such-option"], ["unrecognized arguments: --no-such-option"]),
@@ -51,14 +54,15 @@ def test_cli_entry_point_exit_code_for_unknown_matrix(tmp_path):
         timeout=60,
     )
     assert proc.returncode == 2
-    assert "valid matrices: 'smoke', 'full' or 'ci'" in proc.stderr
+    assert "valid matrices: 'smoke', 'full', 'ci' or 'seeds'" in proc.stderr
     assert not (tmp_path / "o").exists()
 
 
 def test_list_shows_matrices_adapters_and_datasets(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    for word in ("smoke", "full", "keras", "torch", "mnist-5k (default)", "fashion-mnist", "synthetic"):
+    for word in ("smoke", "full", "seeds", "FILE.toml", "keras", "torch", "tf1-graph", "mnist-5k (default)",
+                 "fashion-mnist", "synthetic"):
         assert word in out
 
 
@@ -92,3 +96,34 @@ def test_baseline_rejects_bad_input(tmp_path, capsys, case, fragment):
     assert main(["baseline", str(path), "--name", name, "--root", str(tmp_path / "b")]) == 2
     assert fragment in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def _prepare(argv):
+    from bench.cli import _prepare_run, build_parser
+
+    return _prepare_run(build_parser().parse_args(["run", *argv]))
+
+
+def test_seeds_falls_back_to_the_bundled_subset_and_says_so(monkeypatch, tmp_path):
+    from bench import data
+
+    real = data.resolve
+
+    def no_full_mnist(name, data_dir=None, download=True):
+        if name == "mnist":
+            raise data.DataError("mnist: not here")
+        return real(name, data_dir, download)
+
+    monkeypatch.setattr(data, "resolve", no_full_mnist)
+    cases, source, *_, meta = _prepare(["--matrix", "seeds", "--max-steps", "20", "--out", str(tmp_path)])
+    assert source.name == "mnist-5k" and {c.dataset for c in cases} == {"mnist-5k"}
+    assert len(meta["notices"]) == 1 and "NOT comparable with the reported figures" in meta["notices"][0]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_seeds_uses_full_mnist_when_it_is_here(monkeypatch, tmp_path):
+    from bench import data
+
+    monkeypatch.setattr(data, "resolve", lambda name, data_dir=None, download=True: data.DataSource(name, "here", "test"))
+    cases, source, *_, meta = _prepare(["--matrix", "seeds", "--out", str(tmp_path)])
+    assert source.name == "mnist" and {c.dataset for c in cases} == {"mnist"} and meta["notices"] == []
