@@ -105,6 +105,11 @@ class Adapter(ABC):
     def set_weights(self, model: Any, weights: CanonicalWeights) -> None:
         """Load canonical weights into the model (the same function in every framework)."""
 
+    def weight_arrays(self, model: Any) -> dict[str, np.ndarray]:
+        """Every weight array by name, for the learning check: the canonical arrays, unless the
+        adapter's model has no canonical form (then its own names)."""
+        return self.get_weights(model).arrays()
+
     def learning_rate_now(self, model: Any) -> float | None:
         """The learning rate the optimizer of the last `fit` would use for its next step (None if
         unknown); lets the contract tests check that TrainSpec's schedule is applied."""

@@ -233,6 +233,11 @@ class Tf1GraphAdapter(Adapter):
     def logits(self, model: GraphModel, x: np.ndarray) -> np.ndarray:
         return model.session.run(model.logits, model.feed(x))
 
+    def weight_arrays(self, model: GraphModel) -> dict[str, np.ndarray]:
+        if model.spec.cell == "gru":  # no canonical form: the variables under their TF names
+            return {v.name: model.read(v) for v in model.variables}
+        return super().weight_arrays(model)
+
     def learning_rate_now(self, model: GraphModel) -> float | None:
         return float(model.session.run(model.learning_rate))
 

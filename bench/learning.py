@@ -15,9 +15,14 @@ import numpy as np
 from bench.canonical import CanonicalWeights
 
 
-def frozen_weights(before: CanonicalWeights, after: CanonicalWeights, keeps_recurrent_bias: bool) -> list[str]:
-    """Canonical names of the arrays that did not change at all during training."""
-    a, b = before.arrays(), after.arrays()
+def frozen_weights(
+    before: CanonicalWeights | dict[str, np.ndarray], after: CanonicalWeights | dict[str, np.ndarray],
+    keeps_recurrent_bias: bool,
+) -> list[str]:
+    """Names of the arrays that did not change at all during training (canonical names, or the
+    adapter's own where its model has no canonical form; see Adapter.weight_arrays)."""
+    a = before.arrays() if isinstance(before, CanonicalWeights) else before
+    b = after.arrays() if isinstance(after, CanonicalWeights) else after
     frozen = []
     for name, old in a.items():
         if name.endswith(".b_hh") and not keeps_recurrent_bias:

@@ -99,14 +99,14 @@ def run_case(case: Case, source: DataSource, threads: int, sgemm_gflops: float |
             start_weights = init_weights(case.init, case.model, train.seed)
             if start_weights is not None:
                 adapter.set_weights(model, start_weights)
-            weights_before = adapter.get_weights(model)
+            weights_before = adapter.weight_arrays(model)
             start = sampler.mark() if sampler else None
             t0 = time.perf_counter()
             fit = adapter.fit(model, data, train, plan, timer)
             measured["train_time_s"] = time.perf_counter() - t0
             if sampler:
                 fit_window = (start, sampler.mark())
-            frozen = frozen_weights(weights_before, adapter.get_weights(model), adapter.keeps_recurrent_bias(case.model.cell))
+            frozen = frozen_weights(weights_before, adapter.weight_arrays(model), adapter.keeps_recurrent_bias(case.model.cell))
             t0 = time.perf_counter()
             ev = adapter.evaluate(model, data, train)
             measured["eval_time_s"] = time.perf_counter() - t0

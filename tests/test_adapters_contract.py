@@ -108,6 +108,19 @@ def test_fit_follows_the_learning_rate_schedule(adapter, tiny_data, schedule, ra
     assert adapter.learning_rate_now(model) == pytest.approx(expected, rel=1e-6)
 
 
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_every_weight_is_visible_to_the_learning_check(adapter, tiny_data, cell):
+    from bench.learning import frozen_weights
+
+    train = TrainSpec(batch_size=16, max_steps=2, learning_rate=1e-2)
+    model = adapter.build(ModelSpec(cell, (4, 3), bidirectional=True), train)
+    before = adapter.weight_arrays(model)
+    count = sum(a.size for name, a in before.items() if not name.endswith(".b_hh") or adapter.keeps_recurrent_bias(cell))
+    assert count == adapter.count_params(model)  # nothing trainable escapes the check
+    adapter.fit(model, tiny_data, train, BatchPlan(64, 16, 1, 2, 0), StepTimer(adapter.sync))
+    assert frozen_weights(before, adapter.weight_arrays(model), adapter.keeps_recurrent_bias(cell)) == []
+
+
 def test_training_reduces_loss_on_a_learnable_task(adapter, tiny_data):
     # Label = which half of the image is brighter: learnable in a few dozen steps.
     x = tiny_data.x_train.copy()
