@@ -55,6 +55,8 @@ def run_table(df: pd.DataFrame, title: str = "rnnbench results") -> Table:
     parts = df["case_id"].str.split("/")
     varying = [i for i in (2, 3, 4) if parts.str[i].nunique() > 1]
     label = parts.map(lambda p: "/".join([p[1]] + [p[i] for i in varying]))
+    if "label" in df:  # named cases (reference cases, user files) show their name first
+        label = [f"{n}: {m}" if isinstance(n, str) and n else m for n, m in zip(df["label"], label, strict=True)]
     order = df.assign(_model=label).sort_values(["_model", "adapter"])
     previous = None
     for _, r in order.iterrows():
