@@ -6,6 +6,7 @@ order for every case, so adding a framework is one module and one registry line.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,50 @@ class RuntimeInfo:
     compile_mode: str  # e.g. "tf.function", "xla", "eager"
     device_name: str  # e.g. "cpu", "cuda:0 (NVIDIA H100)"
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def timed_loop(
+    plan: BatchPlan,
+    batch_size: int,
+    timer: StepTimer,
+    prepare: Callable[[np.ndarray], Any],
+    step: Callable[[Any], Any],
+    read: Callable[[Any], tuple[float, int, int]],
+) -> FitResult:
+    """The training loop of adapters that drive their own steps, with the same bookkeeping for all.
+
+    For each batch of the plan's indices: `prepare(indices)` builds the batch (untimed), `step(batch)`
+    trains on it between timer.start() and timer.stop() (the timer synchronizes the device), and
+    `read(result)` turns the step's result into (loss, correct predictions, examples), untimed.
+    """
+    epochs, loss_sum, correct, seen, diverged, first_loss = 0, 0.0, 0, 0, False, math.nan
+    for idx in plan.epochs_indices():
+        epochs += 1
+        loss_sum, correct, seen = 0.0, 0, 0
+        for start in range(0, len(idx), batch_size):
+            batch = prepare(idx[start : start + batch_size])
+            timer.start()
+            result = step(batch)
+            timer.stop()
+            loss, right, n = read(result)
+            if timer.steps == 1:
+                first_loss = loss
+            loss_sum += loss * n
+            correct += right
+            seen += n
+            if not math.isfinite(loss):
+                diverged = True
+                break
+        if diverged:
+            break
+    return FitResult(
+        steps=timer.steps,
+        epochs=epochs,
+        train_loss=loss_sum / seen if seen else math.nan,
+        train_accuracy=correct / seen if seen else math.nan,
+        diverged=diverged,
+        first_loss=first_loss,
+    )
 
 
 class Adapter(ABC):

@@ -23,7 +23,6 @@ Differences from the Keras and PyTorch adapters, all properties of the TF 1.x AP
 
 from __future__ import annotations
 
-import math
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before TensorFlow: the v1 cells need tf-keras
@@ -32,7 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from adapters.base import Adapter, EvalResult, FitResult, RuntimeInfo  # noqa: E402
+from adapters.base import Adapter, EvalResult, FitResult, RuntimeInfo, timed_loop  # noqa: E402
 from bench.batching import BatchPlan  # noqa: E402
 from bench.canonical import CanonicalWeights, Direction  # noqa: E402
 from bench.data import Dataset  # noqa: E402
@@ -178,36 +177,14 @@ class Tf1GraphAdapter(Adapter):
         return GraphModel(model, train, self._threads, self._seed, self._gpu)
 
     def fit(self, model: GraphModel, data: Dataset, train: TrainSpec, plan: BatchPlan, timer: StepTimer) -> FitResult:
-        b = train.batch_size
         fetches = [model.loss, model.correct, model.train_op]
-        epochs, loss_sum, correct, seen, diverged, first_loss = 0, 0.0, 0, 0, False, math.nan
-        for idx in plan.epochs_indices():
-            epochs += 1
-            loss_sum, correct, seen = 0.0, 0, 0
-            for start in range(0, len(idx), b):
-                sel = idx[start : start + b]
-                feed = model.feed(data.x_train[sel], data.y_train[sel], training=True)  # batch prep stays untimed
-                timer.start()
-                loss, right, _ = model.session.run(fetches, feed)  # returns numpy: the step is finished
-                timer.stop()
-                value = float(loss)
-                if timer.steps == 1:
-                    first_loss = value
-                loss_sum += value * len(sel)
-                correct += int(right)
-                seen += len(sel)
-                if not math.isfinite(value):
-                    diverged = True
-                    break
-            if diverged:
-                break
-        return FitResult(
-            steps=timer.steps,
-            epochs=epochs,
-            train_loss=loss_sum / seen if seen else math.nan,
-            train_accuracy=correct / seen if seen else math.nan,
-            diverged=diverged,
-            first_loss=first_loss,
+        return timed_loop(
+            plan,
+            train.batch_size,
+            timer,
+            prepare=lambda sel: model.feed(data.x_train[sel], data.y_train[sel], training=True),
+            step=lambda feed: model.session.run(fetches, feed),  # returns numpy: the step is finished
+            read=lambda out: (float(out[0]), int(out[1]), train.batch_size),
         )
 
     def train_step(self, model: GraphModel, train: TrainSpec):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import nn
 
-from adapters.base import Adapter, EvalResult, FitResult, RuntimeInfo
+from adapters.base import Adapter, EvalResult, FitResult, RuntimeInfo, timed_loop
 from bench.batching import BatchPlan
 from bench.canonical import CanonicalWeights, Direction
 from bench.data import Dataset
@@ -126,44 +124,28 @@ class TorchAdapter(Adapter):
         # Step k uses lr0 * lr_factor(k), as Keras' schedules and TF1's decay functions do.
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, train.lr_factor)
         self._fit_optimizers[id(model)] = optimizer
-        b = train.batch_size
         net = self._net(model)
         net.train()
-        epochs, loss_sum, correct, seen, diverged, first_loss = 0, 0.0, 0, 0, False, math.nan
-        for idx in plan.epochs_indices():
-            epochs += 1
-            loss_sum, correct, seen = 0.0, 0, 0
-            (idx_t,) = self._to_device(idx)
-            for start in range(0, len(idx), b):
-                sel = idx_t[start : start + b]
-                xb, yb = x.index_select(0, sel), y.index_select(0, sel)  # batch prep stays untimed
-                timer.start()
-                optimizer.zero_grad(set_to_none=True)
-                logits = net(xb)
-                loss = criterion(logits, yb)
-                loss.backward()
-                optimizer.step()
-                schedule.step()  # inside the step: Keras and TF1 compute their decayed rate inside theirs
-                timer.stop()
-                value = loss.item()
-                if timer.steps == 1:
-                    first_loss = value
-                loss_sum += value * len(yb)
-                correct += int((logits.argmax(1) == yb).sum())
-                seen += len(yb)
-                if not math.isfinite(value):
-                    diverged = True
-                    break
-            if diverged:
-                break
-        return FitResult(
-            steps=timer.steps,
-            epochs=epochs,
-            train_loss=loss_sum / seen if seen else math.nan,
-            train_accuracy=correct / seen if seen else math.nan,
-            diverged=diverged,
-            first_loss=first_loss,
-        )
+
+        def prepare(sel: np.ndarray):
+            (sel_t,) = self._to_device(sel)
+            return x.index_select(0, sel_t), y.index_select(0, sel_t)  # on the device, untimed
+
+        def step(batch):
+            xb, yb = batch
+            optimizer.zero_grad(set_to_none=True)
+            logits = net(xb)
+            loss = criterion(logits, yb)
+            loss.backward()
+            optimizer.step()
+            schedule.step()  # inside the step: Keras and TF1 compute their decayed rate inside theirs
+            return loss, logits, yb
+
+        def read(out):
+            loss, logits, yb = out
+            return loss.item(), int((logits.argmax(1) == yb).sum()), len(yb)
+
+        return timed_loop(plan, train.batch_size, timer, prepare, step, read)
 
     def _optimizer(self, model: nn.Module, train: TrainSpec) -> torch.optim.Optimizer:
         if train.optimizer == "sgd":

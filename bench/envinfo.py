@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("tensorflow", "keras", "torch", "jax", "numpy", "pandas", "pyarrow", "mlxtend", "nvidia-ml-py", "rich")
+PACKAGES = ("tensorflow", "keras", "tf-keras", "torch", "jax", "numpy", "pandas", "pyarrow", "mlxtend", "nvidia-ml-py", "rich")
 THREAD_VARS = (
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",

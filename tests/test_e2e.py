@@ -79,3 +79,20 @@ def test_parity_command_passes():
     proc = run_cli("parity", timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "combinations match" in proc.stdout and "MISMATCH" not in proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not installed("keras", "tensorflow", "torch", "tf_keras"), reason="keras, torch and tf-keras needed")
+def test_seeds_matrix_shortened_on_synthetic_data(tmp_path):
+    """Every reference case through the real process path (tf1-graph with legacy tf-keras in its own
+    process), shortened; synthetic labels, so the learning check looks at the weights only."""
+    proc = run_cli("run", "--matrix", "seeds", "--max-steps", "3", "--dataset", "synthetic", "--out", str(tmp_path),
+                   "--quiet", timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    df = pd.read_parquet(run_dir / "results.parquet")
+    assert list(df["label"]) == ["A1", "A2", "A3", "A4", "B1", "B2", "B3", "C", "D1", "D2", "D3"]
+    assert set(df["status"]) == {"ok"} and set(df["steps_run"]) == {3}
+    assert "reference cases: measured | reported" in proc.stdout and "SHORTENED" in proc.stdout
+    c = df.set_index("label").loc["C"]
+    assert (c["framework"], c["params"], c["lr_schedule"]) == ("tensorflow", 81_674, "exponential")
