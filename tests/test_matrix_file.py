@@ -24,11 +24,11 @@ def test_the_example_file_expands_to_its_grid_and_its_case():
     assert {(c.adapter, c.model.cell, c.model.units) for c in grid} == {
         (a, cell, u) for a in ("keras", "torch") for cell in ("gru", "lstm") for u in ((32,), (32, 32))
     }
-    assert all(c.train.max_steps == 40 and c.train.phase_rounds == 0 and c.dataset == "mnist-5k" for c in grid)
+    assert all(c.train.max_steps == 100 and c.train.phase_rounds == 0 and c.dataset == "mnist-5k" for c in grid)
     (wide,) = [c for c in cases if c.label]
     assert wide.case_id == "wide:torch/lstm-bi-128x2-do0.2-0/b64/mnist-5k/s0"
     assert (wide.train.learning_rate, wide.train.lr_schedule, wide.train.lr_decay, wide.train.max_steps) == (
-        2e-3, "inverse-time", 1e-4, 40)
+        2e-3, "inverse-time", 1e-4, 100)
 
 
 def test_grid_units_may_be_one_list_per_model(tmp_path):
