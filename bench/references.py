@@ -93,7 +93,7 @@ def reference_frame(df: pd.DataFrame) -> pd.DataFrame:
     """One row per reference case in a run's results: measured figures beside the reported ones.
 
     Columns: label, tutorial, adapter, model, dataset, status, steps_run, reference_steps,
-    shortened, params, reported_params, params_match, test_accuracy, reported_accuracy,
+    shortened, changed (settings that differ from the tutorial's, '' if none), params, reported_params, params_match, test_accuracy, reported_accuracy,
     reported_accuracy_text, step_ms, ratio_to_base, reported_ratio_to_base. `ratio_to_base` is
     the case's median step time over RATIO_BASE's from the same run (None if either is missing).
     """
@@ -121,6 +121,7 @@ def reference_frame(df: pd.DataFrame) -> pd.DataFrame:
             "steps_run": steps_run,
             "reference_steps": steps_ref,
             "shortened": steps_run is not None and steps_run < steps_ref,
+            "changed": _changed_settings(ref, r),
             "params": params,
             "reported_params": ref.params,
             "params_match": None if ref.params is None or params is None else params == ref.params,
@@ -133,6 +134,16 @@ def reference_frame(df: pd.DataFrame) -> pd.DataFrame:
         })
     order = {label: i for i, label in enumerate(REFERENCES)}
     return pd.DataFrame(out).sort_values("label", key=lambda s: s.map(order)).reset_index(drop=True)
+
+
+def _changed_settings(ref: Reference, row: pd.Series) -> str:
+    """Settings of the run that differ from the tutorial's ('' when none), e.g. 'batch 32'."""
+    changes = []
+    if int(row["batch_size"]) != ref.train.batch_size:
+        changes.append(f"batch {int(row['batch_size'])} (tutorial {ref.train.batch_size})")
+    if row["init"] != "framework":
+        changes.append(f"--init {row['init']}")
+    return ", ".join(changes)
 
 
 def reference_notices(frame: pd.DataFrame) -> list[str]:
@@ -159,6 +170,10 @@ def reference_notices(frame: pd.DataFrame) -> list[str]:
         notes.append("training was SHORTENED (--epochs/--max-steps) for " + ", ".join(
             f"{r.label} ({r.steps_run:,} of {r.reference_steps:,} steps)" for r in short.itertuples()
         ) + ": their accuracy is not the tutorial's.")
+    changed = frame[frame["changed"] != ""]
+    if not changed.empty:
+        notes.append("settings CHANGED from the tutorial's: " + "; ".join(
+            f"{r.label}: {r.changed}" for r in changed.itertuples()) + ".")
     relu_keras = [r.label for r in frame.itertuples() if r.adapter.startswith("keras")
                   and REFERENCES[r.label].model.activation != "tanh" and REFERENCES[r.label].model.cell != "rnn"]
     if relu_keras:

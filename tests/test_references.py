@@ -97,6 +97,15 @@ def test_subset_and_shortened_runs_are_flagged():
     assert any("SHORTENED" in n and "C (20 of 1,000 steps)" in n for n in notes)
 
 
+def test_changed_settings_are_named():
+    cases, _ = build_cases("seeds", Overrides(batch_size=32, init="keras", adapters=("keras",), cells=("rnn",)))
+    frame = reference_frame(to_frame([Record.for_case(c, "r", 1).with_measurements({"status": "ok"}).to_row()
+                                      for c in cases]))
+    assert list(frame["changed"]) == ["batch 32 (tutorial 64), --init keras"] * 2
+    assert any("A1: batch 32 (tutorial 64), --init keras; D1:" in n for n in reference_notices(frame))
+    assert reference_frame(_rows())["changed"].eq("").all()
+
+
 def test_a_run_without_reference_cases_has_no_reference_table():
     assert reference_frame(pd.DataFrame()).empty
     cases, _ = build_cases("smoke")
