@@ -184,9 +184,9 @@ def _prepare_run(args: argparse.Namespace) -> tuple[list[Case], data.DataSource,
         raise BenchInputError(f"--seed: invalid value {args.seed}; allowed: an integer >= 0")
     mdef = get_matrix(args.matrix)
     notices = []
-    if args.dataset is None and mdef.dataset_fallback:
+    if args.dataset is None and args.data_dir is None and mdef.dataset_fallback:  # a --data-dir must hold it
         try:
-            data.resolve(mdef.dataset, args.data_dir, download=False)
+            data.resolve(mdef.dataset, None, download=False)
         except data.DataError:
             overrides = dataclasses.replace(overrides, dataset=mdef.dataset_fallback)
             notices.append(

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
         (["--device", "tpu"], ["invalid choice: 'tpu'", "'cuda'"]),
         (["--cells", "cnn"], ["unknown cell 'cnn'", "'rnn', 'gru' or 'lstm'"]),
         (["--data-dir", "/no/such/dir", "--dataset", "mnist"], ["/no/such/dir", "not a directory"]),
+        (["--matrix", "seeds", "--data-dir", "/no/such/dir"], ["/no/such/dir", "not a directory"]),
         (["--batch-size", "5000"], ["batch size 5000", "is larger than dataset 'mnist-5k'"]),
         (["--seed", "-1"], ["--seed", "integer >= 0"]),
         (["--resume", "/no/such/run"], ["--resume", "not a run directory"]),
