@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import itertools
 import sys
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
+import adapters
 from bench import data
 from bench.errors import BenchInputError, choices_text
 from bench.matrix import MatrixDef, check_case, check_unique
@@ -129,13 +130,17 @@ def _as_list(f: _File, grid: dict, key: str, default: list | None) -> list:
     return values
 
 
-def _grid_cases(f: _File, grid: dict, train: TrainSpec, dataset: str) -> list[Case]:
-    import adapters
+def _known_adapter(f: _File, name: Any, where: str) -> None:
+    try:
+        adapters.get_info(name)  # its error names the valid adapters
+    except BenchInputError as exc:
+        raise f.error(where, str(exc)) from None
 
+
+def _grid_cases(f: _File, grid: dict, train: TrainSpec, dataset: str) -> list[Case]:
     adapter_names = _as_list(f, grid, "adapters", None)
     for a in adapter_names:
-        if a not in adapters.registry():
-            raise f.error("[grid] adapters", f"unknown adapter {a!r}; valid adapters: {choices_text(adapters.registry())}")
+        _known_adapter(f, a, "[grid] adapters")
     units = _as_list(f, grid, "units", None)
     per_model = all(isinstance(u, list) for u in units)
     if per_model and "layers" in grid:
@@ -157,13 +162,9 @@ def _grid_cases(f: _File, grid: dict, train: TrainSpec, dataset: str) -> list[Ca
         where = f"[grid] cell={cell!r} units={list(shape)} bidirectional={bi!r} activation={act!r} dropout={drop!r}"
         model = f.spec(ModelSpec, {"cell": cell, "units": shape, "bidirectional": bi, "activation": act,
                                    "dropout": drop}, where)
-        case_train = f.spec(TrainSpec, {**_fields(train), "batch_size": batch}, f"[grid] batch_size={batch!r}")
+        case_train = f.spec(TrainSpec, {**asdict(train), "batch_size": batch}, f"[grid] batch_size={batch!r}")
         cases += [Case(adapter=a, model=model, train=case_train, dataset=dataset) for a in adapter_names]
     return cases
-
-
-def _fields(train: TrainSpec) -> dict:
-    return {f.name: getattr(train, f.name) for f in fields(TrainSpec)}
 
 
 def _explicit_case(f: _File, raw: Any, i: int, train_defaults: dict, dataset: str) -> Case:
@@ -175,11 +176,7 @@ def _explicit_case(f: _File, raw: Any, i: int, train_defaults: dict, dataset: st
     for key in ("adapter", "model"):
         if key not in raw:
             raise f.error(where, f"missing key {key!r} (required: adapter, model)")
-    import adapters
-
-    if raw["adapter"] not in adapters.registry():
-        raise f.error(f"{where} adapter", f"unknown adapter {raw['adapter']!r}; valid adapters: "
-                      f"{choices_text(adapters.registry())}")
+    _known_adapter(f, raw["adapter"], f"{where} adapter")
     model_raw = f.check_keys(raw["model"], MODEL_KEYS, f"{where} model")
     model = f.spec(ModelSpec, model_raw, f"{where} model")
     train_raw = f.check_keys(raw.get("train", {}), TRAIN_KEYS, f"{where} train")

@@ -83,11 +83,6 @@ def seeds_cases(dataset: str = REFERENCE_DATASET) -> list[Case]:
     return [r.case(dataset) for r in REFERENCES.values()]
 
 
-def reference_steps(label: str, train_size: int) -> int:
-    """Steps the tutorial trains for on a training set of `train_size` examples."""
-    return REFERENCES[label].train.planned_steps(train_size)
-
-
 
 def reference_frame(df: pd.DataFrame) -> pd.DataFrame:
     """One row per reference case in a run's results: measured figures beside the reported ones.
