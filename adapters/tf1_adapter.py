@@ -1,4 +1,4 @@
-"""TensorFlow 1.x graph mode, written the way reference case C (../shared/SEEDS.md) writes it.
+"""TensorFlow 1.x graph mode, written the way reference case C (docs/reference-cases.md) writes it.
 
 `tf.compat.v1` with eager execution disabled: placeholders, the input `tf.unstack`-ed into one
 tensor per timestep, `BasicLSTMCell` / `GRUCell` / `BasicRNNCell` unrolled by `static_rnn`

@@ -1,4 +1,4 @@
-"""The reference cases of ../shared/SEEDS.md: the four tutorials rnnbench reproduces, and what they report.
+"""The reference cases of docs/reference-cases.md: the four tutorials rnnbench reproduces, and what they report.
 
 Each case is configured exactly as its tutorial states: layers, units, activations, dropout,
 optimizer (with each framework's own default Adam epsilon), learning-rate schedule, batch size,

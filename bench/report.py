@@ -203,7 +203,7 @@ def reference_table(frame: pd.DataFrame) -> Table:
     """The `seeds` cases: what each tutorial reports beside what this run measured."""
     from bench.references import RATIO_BASE
 
-    table = Table(title="reference cases: measured | reported (../shared/SEEDS.md)", header_style="bold")
+    table = Table(title="reference cases: measured | reported (docs/reference-cases.md)", header_style="bold")
     for name in ("case", "adapter", "model", "steps", "params", "| reported", "test acc", "| reported",
                  "ms/step", f"x {RATIO_BASE}", "| reported", "status"):
         table.add_column(name, justify="left" if name in ("case", "adapter", "model", "status") else "right",

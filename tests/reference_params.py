@@ -1,4 +1,4 @@
-"""Parameter counts of the reference models (../shared/SEEDS.md), derived by hand per framework.
+"""Parameter counts of the reference models (docs/reference-cases.md), derived by hand per framework.
 
 Per layer and direction, with input width I, H units and G gate blocks (rnn 1, gru 3, lstm 4):
 - Keras:     G*H*(I + H + 1); GRU (reset_after=True, its default) G*H*(I + H + 2)

@@ -12,7 +12,7 @@ def test_keras_reports_reference_d1_parameter_count():
         pytest.skip("keras on tensorflow not installed")
     a = adapters.load("keras")
     a.setup("cpu", 1, 0)
-    # ../shared/SEEDS.md case D1: SimpleRNN(256) -> SimpleRNN(256) -> Dense(10) on 28 features
+    # docs/reference-cases.md, case D1: SimpleRNN(256) -> SimpleRNN(256) -> Dense(10) on 28 features
     model = a.build(ModelSpec("rnn", (256, 256)), TrainSpec())
     assert a.count_params(model) == 206_858
     assert [layer.count_params() for layer in model.layers[1:]] == [72_960, 131_328, 2_570]

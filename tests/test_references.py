@@ -1,4 +1,4 @@
-"""The `seeds` matrix: each reference case configured exactly as ../shared/SEEDS.md states."""
+"""The `seeds` matrix: each reference case configured exactly as docs/reference-cases.md states."""
 
 import math
 
