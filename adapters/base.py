@@ -75,6 +75,7 @@ def timed_loop(
             result = step(batch)
             timer.stop()
             loss, right, n = read(result)
+            timer.after_step(loss)
             if timer.steps == 1:
                 first_loss = loss
             loss_sum += loss * n

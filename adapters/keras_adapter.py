@@ -75,6 +75,7 @@ class _StepTimerCallback(keras.callbacks.Callback):
         if not math.isfinite(loss):
             self.diverged = True
             self.model.stop_training = True
+        self.timer.after_step(loss)  # the running mean: what Keras' own progress bar shows
 
 
 def _learning_rate(train: TrainSpec):
@@ -186,6 +187,8 @@ class KerasAdapter(Adapter):
         return cell == "gru"  # reset_after=True keeps [input bias, recurrent bias]
 
     def logits(self, model: keras.Model, x) -> np.ndarray:
+        if hasattr(model, "jax_state_sync"):  # JAX: inside fit, the trained state is the trainer's
+            model.jax_state_sync()  # until synced back (what Keras' callbacks do before reading it)
         return keras.ops.convert_to_numpy(model(x, training=False))
 
     @staticmethod

@@ -1,4 +1,4 @@
-"""Command line: `python -m bench run | list | show`.
+"""Command line: `python -m bench run | list | show | compare | parity | baseline`.
 
 Everything is validated before any work starts: bad input exits with code 2, a message naming
 the value and the valid choices, and no run directory.
@@ -7,7 +7,6 @@ the value and the valid choices, and no run directory.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import signal
 import sys
@@ -15,69 +14,18 @@ import threading
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 import adapters
 from bench import compare, data, envinfo
-from bench.calibrate import sgemm_calibration
-from bench.errors import BenchInputError
-from bench.matrix import MATRICES, Overrides, apply_overrides, get_matrix
+from bench.cli_run import adapter_list, add_run_options, cmd_run
+from bench.errors import EXIT_BAD_INPUT, EXIT_CASE_FAILED, EXIT_OK, BenchInputError
+from bench.matrix import MATRICES
 from bench.report import compare_markdown, compare_table, print_reference, print_run
-from bench.results import CSV_FILE, META_FILE, PARQUET_FILE, Record, load_results, read_records
-from bench.runner import new_run_id, read_plan, run_cases, write_plan
-from bench.specs import DEVICES, INIT_SCHEMES, Case
+from bench.results import CSV_FILE, META_FILE, PARQUET_FILE, load_results
+from bench.status import Status
 
-EXIT_OK, EXIT_CASE_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-FAILING = ("failed", "timeout", "oom", "diverged", "not-learning")
 BASELINES = Path("results") / "baselines"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0 or str(value) != text.strip():
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be a positive integer")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be a positive number of seconds")
-    return value
-
-
-def _name_list(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    if not names:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: give names separated by commas")
-    return names
-
-
-def _adapter_list(text: str) -> tuple[str, ...]:
-    if text.strip() == "all":  # every built-in adapter that can run here
-        return tuple(n for n in adapters.BUILTIN if adapters.availability(n)[0])
-    names = _name_list(text)
-    for n in names:
-        try:
-            adapters.get_info(n)
-        except BenchInputError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from exc
-    return names
 
 
 class _Parser(argparse.ArgumentParser):
@@ -91,30 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run a benchmark matrix, one process per case")
-    run.add_argument("--matrix", default="smoke",
-                     help=f"matrix name: {', '.join(MATRICES)} (default: smoke), or a .toml matrix file "
-                     "(format: examples/matrix.toml)")
-    run.add_argument("--adapters", type=_adapter_list,
-                     help="comma-separated adapters, or 'all' (every adapter usable here); default: the matrix's")
-    run.add_argument("--cells", type=_name_list, help="comma-separated cells to keep: rnn,gru,lstm (default: all)")
-    run.add_argument("--dataset", choices=data.DATASETS,
-                     help="dataset (default: the matrix's: mnist-5k; seeds: mnist if it is here, else mnist-5k)")
-    run.add_argument("--data-dir", help="directory holding mnist.npz or IDX files")
-    run.add_argument("--epochs", type=_positive_int, help="epochs to train (clears the matrix's step limit)")
-    run.add_argument("--max-steps", type=_positive_int, help="stop after this many training steps")
-    run.add_argument("--batch-size", type=_positive_int, help="training batch size")
-    run.add_argument("--seed", type=int, help="seed for weights and data order")
-    run.add_argument("--device", choices=DEVICES, help="where to train (default: auto)")
-    run.add_argument("--init", choices=INIT_SCHEMES,
-                     help="starting weights: framework (each its own defaults, the default), or one scheme "
-                     "(keras / torch) applied in every adapter")
-    run.add_argument("--threads", type=_positive_int, help="CPU threads per framework (default: all usable cores)")
-    run.add_argument("--timeout", type=_positive_float, help="wall-clock limit per case in seconds")
-    run.add_argument(
-        "--out", default="results", help="results root; the run goes to OUT/runs/RUN_ID (default: results)"
-    )
-    run.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run: skip cases it already recorded")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_options(run)
 
     sub.add_parser("list", help="matrices, adapters and datasets, and which are usable here")
 
@@ -147,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--format", choices=("table", "markdown", "json"), default="table")
 
     par = sub.add_parser("parity", help="prove every adapter builds the same model: same weights -> same outputs")
-    par.add_argument("--adapters", type=_adapter_list, help="adapters to compare (default: every installed one)")
+    par.add_argument("--adapters", type=adapter_list, help="adapters to compare (default: every installed one)")
     par.add_argument("--seed", type=int, default=0, help="seed of the weights and the batch")
 
     base = sub.add_parser("baseline", help="save a finished run as a committed baseline (results/baselines/NAME)")
@@ -158,116 +83,6 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="print the table of a saved run")
     show.add_argument("path", help="run directory, results.parquet or results.csv")
     return parser
-
-
-def _prepare_run(args: argparse.Namespace) -> tuple[list[Case], data.DataSource, int, float, Path, dict]:
-    """Validate everything and plan the run; creates nothing on disk."""
-    if args.resume:
-        run_dir = Path(args.resume)
-        if not (run_dir / "plan.json").exists():
-            raise BenchInputError(f"--resume {args.resume!r}: no plan.json there, so it is not a run directory")
-        plan = read_plan(run_dir)
-        cases = [Case.from_dict(c) for c in plan["cases"]]
-        return cases, data.DataSource(**plan["source"]), plan["threads"], plan["timeout_s"], run_dir, plan
-    overrides = Overrides(
-        adapters=args.adapters,
-        cells=args.cells,
-        dataset=args.dataset,
-        epochs=args.epochs,
-        max_steps=args.max_steps,
-        batch_size=args.batch_size,
-        device=args.device,
-        seed=args.seed,
-        init=args.init,
-    )
-    if args.seed is not None and args.seed < 0:
-        raise BenchInputError(f"--seed: invalid value {args.seed}; allowed: an integer >= 0")
-    mdef = get_matrix(args.matrix)
-    notices = []
-    if args.dataset is None and args.data_dir is None and mdef.dataset_fallback:  # a --data-dir must hold it
-        try:
-            data.resolve(mdef.dataset, None, download=False)
-        except data.DataError:
-            overrides = dataclasses.replace(overrides, dataset=mdef.dataset_fallback)
-            notices.append(
-                f"{mdef.dataset} is not here (no --data-dir, no cached copy), so this runs on {mdef.dataset_fallback}: "
-                f"its accuracy is NOT comparable with the reported figures, which are for full {mdef.dataset}. "
-                f"--dataset {mdef.dataset} downloads it (SHA-256 checked)."
-            )
-    cases = apply_overrides(mdef, overrides)
-    dataset = cases[0].dataset
-    for case in cases:
-        if case.train.batch_size > data.TRAIN_SIZES[dataset]:
-            raise BenchInputError(
-                f"batch size {case.train.batch_size} ({case.case_id}) is larger than dataset {dataset!r}'s "
-                f"{data.TRAIN_SIZES[dataset]} training examples"
-            )
-    source = data.resolve(dataset, args.data_dir)
-    threads = args.threads or envinfo.usable_cores()
-    timeout_s = args.timeout or mdef.timeout_s
-    run_dir = Path(args.out) / "runs" / new_run_id()
-    return cases, source, threads, timeout_s, run_dir, {"matrix": mdef.name, "matrix_origin": mdef.origin,
-                                                        "notices": notices}
-
-
-def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    cases, source, threads, timeout_s, run_dir, plan_meta = _prepare_run(args)
-    resuming = bool(args.resume)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "run_id": run_dir.name,
-        "command": sys.argv,
-        "matrix": plan_meta.get("matrix"),
-        "matrix_origin": plan_meta.get("matrix_origin"),
-        "notices": plan_meta.get("notices", []),
-        "dataset": {"name": source.name, "origin": source.origin},
-        "threads": threads,
-        "timeout_s": timeout_s,
-        "environment": envinfo.collect(),
-        "calibration": sgemm_calibration(),
-    }
-    if not resuming:
-        write_plan(run_dir, cases, source, threads, timeout_s,
-                   {k: meta[k] for k in ("matrix", "matrix_origin", "notices", "command")})
-    err = Console(stderr=True)
-    err.print(f"run {run_dir} : {len(cases)} cases, dataset {source.name} ({source.origin}), {threads} threads")
-    for notice in meta["notices"]:
-        err.print(f"[bold yellow]note: {notice}[/]")
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=err,
-        disable=args.quiet,
-    )
-
-    def on_done(record: Record) -> None:
-        step = f"{record.step_time_ms_median:.2f} ms/step" if record.step_time_ms_median else ""
-        progress.console.print(f"  {record.case_id}: [bold]{record.status}[/] {step}")
-        progress.advance(task)
-
-    with progress:
-        task = progress.add_task("starting", total=len(cases))
-        already = {r["case_id"] for r in read_records(run_dir)}
-        progress.update(task, completed=sum(c.case_id in already for c in cases))
-        df = run_cases(
-            cases,
-            run_dir,
-            source,
-            threads,
-            timeout_s,
-            meta,
-            on_start=lambda case, i: progress.update(task, description=case.case_id),
-            on_done=on_done,
-        )
-    print_run(df, console, title=f"rnnbench {meta['matrix']} on {source.name} ({run_dir.name})")
-    print_reference(df, console)
-    console.print(f"saved: {run_dir / 'results.parquet'}, results.csv, meta.json")
-    return EXIT_CASE_FAILED if df["status"].isin(FAILING).any() else EXIT_OK
 
 
 def cmd_list(console: Console) -> int:
@@ -336,8 +151,6 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_parity(args: argparse.Namespace, console: Console) -> int:
-    import tempfile
-
     from bench.parity import run_parity
     from bench.report import parity_table
 
@@ -347,12 +160,11 @@ def cmd_parity(args: argparse.Namespace, console: Console) -> int:
         raise BenchInputError(f"parity: adapter(s) not installed here: {', '.join(missing)}")
     if len(names) < 2:
         raise BenchInputError(f"parity needs two installed adapters; usable here: {', '.join(names) or 'none'}")
-    with tempfile.TemporaryDirectory() as work:
-        try:
-            rows = run_parity(names, args.seed, envinfo.usable_cores(), Path(work))
-        except RuntimeError as exc:  # an adapter's process failed: say which and why, no traceback
-            console.print(f"[bold red]{exc}[/]")
-            return EXIT_CASE_FAILED
+    try:
+        rows = run_parity(names, args.seed, envinfo.usable_cores())
+    except RuntimeError as exc:  # an adapter's process failed: say which and why, no traceback
+        console.print(f"[bold red]{exc}[/]")
+        return EXIT_CASE_FAILED
     console.print(parity_table(rows))
     bad = [r for r in rows if not r.ok]
     compared = [r for r in rows if r.compared]
@@ -372,8 +184,8 @@ def cmd_baseline(args: argparse.Namespace, console: Console) -> int:
     if not args.name or not all(c.isalnum() or c in "-_." for c in args.name):
         raise BenchInputError(f"--name {args.name!r}: use letters, digits, '-', '_' or '.'")
     df, _ = load_results(src)
-    if not (df["status"] == "ok").all():
-        bad = df.loc[df["status"] != "ok", "case_id"].tolist()
+    if not (df["status"] == Status.OK).all():
+        bad = df.loc[df["status"] != Status.OK, "case_id"].tolist()
         raise BenchInputError(f"{args.run_dir!r} has cases that are not ok ({', '.join(bad)}); a baseline must be clean")
     dest = Path(args.root) / args.name
     dest.mkdir(parents=True, exist_ok=True)

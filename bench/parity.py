@@ -18,21 +18,22 @@ bias: the b_hh update is therefore reported, not compared, for those cells.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+import base64
+import io
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import adapters
 from bench.canonical import CanonicalWeights, param_difference_note, torch_scheme
-from bench.runner import REPO_ROOT, child_env
+from bench.executor import Executor, LocalProcessExecutor, describe_exit
+from bench.jobs import Job, process_env
 from bench.specs import CELLS, ModelSpec, TrainSpec
+from bench.worker import error_tail
 
 LOGITS_TOL, LOSS_TOL, WEIGHTS_TOL, UPDATE_REL_TOL = 1e-5, 1e-5, 1e-4, 1e-3
+TIMEOUT_S = 900  # one adapter's process: every spec, built and stepped once
 DEPTHS = ((8,), (8, 6), (6, 8, 5))
 SGD_LR = 0.1
 BATCH = 6
@@ -47,9 +48,9 @@ def _batch(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.random((BATCH, 28, 28), dtype=np.float32), rng.integers(0, 10, BATCH)
 
 
-def worker_main(job_path: str, out_path: str) -> int:
-    """In the adapter's own process: every spec, same weights, same batch."""
-    job = json.loads(Path(job_path).read_text())
+def worker_run(job: dict[str, Any]) -> dict[str, Any]:
+    """In the adapter's own process (a `parity` job): every spec, same weights, same batch; the
+    arrays travel back as one base64 npz."""
     adapter = adapters.load(job["adapter"])
     adapter.setup("cpu", threads=job["threads"], seed=0)
     info = adapters.get_info(job["adapter"])
@@ -60,8 +61,9 @@ def worker_main(job_path: str, out_path: str) -> int:
             continue  # a different function: nothing to compare (compare() says why)
         for key, value in measure_spec(adapter, spec, job["seed"] + i).items():
             out[f"{i}/{key}"] = value
-    np.savez(out_path, **out)
-    return 0
+    buffer = io.BytesIO()
+    np.savez(buffer, **out)
+    return {"npz": base64.b64encode(buffer.getvalue()).decode("ascii")}
 
 
 def measure_spec(adapter: Any, spec: ModelSpec, seed: int) -> dict[str, np.ndarray]:
@@ -98,16 +100,18 @@ class ParityRow:
     compared: bool = True  # False: one side's model is a different function (note says why); not a mismatch
 
 
-def run_adapter(adapter_name: str, specs: list[ModelSpec], seed: int, threads: int, work: Path) -> dict[str, np.ndarray]:
-    job, out = work / f"{adapter_name}.job.json", work / f"{adapter_name}.npz"
-    job.write_text(json.dumps({"adapter": adapter_name, "specs": [asdict(s) for s in specs], "seed": seed,
-                               "threads": threads}))
-    proc = subprocess.run([sys.executable, "-m", "bench.parity", str(job), str(out)], cwd=REPO_ROOT,
-                          env=child_env(adapter_name, "cpu", threads),
-                          capture_output=True, text=True, timeout=900)
-    if proc.returncode != 0:
-        raise RuntimeError(f"parity worker for {adapter_name!r} failed:\n" + "\n".join(proc.stderr.splitlines()[-15:]))
-    with np.load(out) as f:
+def parity_job(adapter_name: str, specs: list[ModelSpec], seed: int, threads: int) -> Job:
+    return Job("parity", f"parity:{adapter_name}",
+               {"adapter": adapter_name, "specs": [asdict(s) for s in specs], "seed": seed, "threads": threads},
+               process_env(adapter_name, "cpu", threads), TIMEOUT_S)
+
+
+def read_parity_result(adapter_name: str, result) -> dict[str, np.ndarray]:
+    """The arrays an adapter's parity process sent back; RuntimeError naming the adapter if none."""
+    if not result.payload or "npz" not in result.payload:
+        _, why = describe_exit(result, TIMEOUT_S)
+        raise RuntimeError(f"parity worker for {adapter_name!r} failed: {why}\n{error_tail(result.log, 15)}")
+    with np.load(io.BytesIO(base64.b64decode(result.payload["npz"]))) as f:
         return {k: f[k] for k in f.files}
 
 
@@ -164,9 +168,18 @@ def _not_compared(spec: ModelSpec, name: str, ref: str) -> ParityRow:
                      "", nan, nan, nan, True, "not compared: " + "; ".join(reasons), compared=False)
 
 
-def run_parity(adapter_names: list[str], seed: int, threads: int, work: Path) -> list[ParityRow]:
+def run_parity(adapter_names: list[str], seed: int, threads: int, executor: Executor | None = None) -> list[ParityRow]:
+    """Each adapter in its own process through the executor (a timeout kills its process group)."""
+    executor = executor or LocalProcessExecutor()
     specs = parity_specs()
-    results = {name: run_adapter(name, specs, seed, threads, work) for name in adapter_names}
+    results = {}
+    try:
+        for name in adapter_names:
+            future = executor.submit(parity_job(name, specs, seed, threads))
+            results[name] = read_parity_result(name, future.result())
+    except BaseException:
+        executor.cancel_all()
+        raise
     return compare(specs, results)
 
 
@@ -175,7 +188,3 @@ def roundtrip_ok(weights: CanonicalWeights, back: CanonicalWeights, merged: bool
     expected = weights.merged_biases() if merged else weights
     a, b = expected.arrays(), back.arrays()
     return a.keys() == b.keys() and all(np.allclose(a[k], b[k], atol=1e-7) for k in a)
-
-
-if __name__ == "__main__":
-    sys.exit(worker_main(sys.argv[1], sys.argv[2]))

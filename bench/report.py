@@ -9,14 +9,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-STATUS_STYLE = {
-    "ok": "green",
-    "diverged": "yellow",
-    "unavailable": "dim",
-    "timeout": "red",
-    "oom": "red",
-    "failed": "red",
-}
+from bench.status import Status, styled
 
 
 def _num(value: Any, fmt: str) -> str:
@@ -77,14 +70,14 @@ def run_table(df: pd.DataFrame, title: str = "rnnbench results") -> Table:
             _num(r["throughput_samples_per_s"], ",.0f"),
             _num(r["cpu_rss_peak_mb"], ",.0f"),
             _num(r["gpu_mem_peak_mb"], ",.0f"),
-            f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]",
+            styled(status),
         )
     return table
 
 
 def problems_table(df: pd.DataFrame) -> Table | None:
     """Cases that did not finish ok, with the last line of their error."""
-    bad = df[df["status"] != "ok"]
+    bad = df[df["status"] != Status.OK]
     if bad.empty:
         return None
     table = Table(title="cases that did not finish ok", header_style="bold")
@@ -93,7 +86,7 @@ def problems_table(df: pd.DataFrame) -> Table | None:
     table.add_column("error (last line; full tail in the results)")
     for _, r in bad.iterrows():
         err = (r["error"] or "").strip().splitlines()
-        table.add_row(r["case_id"], r["status"], err[-1] if err else "")
+        table.add_row(r["case_id"], styled(r["status"]), err[-1] if err else "")
     return table
 
 
@@ -218,7 +211,7 @@ def reference_table(frame: pd.DataFrame) -> Table:
         table.add_row(
             r.label, r.adapter, r.model, steps, params, _num(r.reported_params, ",.0f"),
             _pct(r.test_accuracy), r.reported_accuracy_text, _num(r.step_ms, ".2f"), _num(r.ratio_to_base, ".2f"),
-            _num(r.reported_ratio_to_base, ".2f"), f"[{STATUS_STYLE.get(r.status, 'white')}]{r.status}[/]",
+            _num(r.reported_ratio_to_base, ".2f"), styled(r.status),
         )
     return table
 

@@ -20,9 +20,10 @@ import pandas as pd
 
 from bench.errors import BenchInputError
 from bench.specs import Case
+from bench.status import STATUSES, Status  # noqa: F401  (STATUSES re-exported: the documented vocabulary)
 
-SCHEMA_VERSION = 1
-STATUSES = ("ok", "failed", "timeout", "oom", "diverged", "not-learning", "unavailable")
+# 2: `repeat` (run --repeat K), and where each case ran (`host`, `executor`, `node`)
+SCHEMA_VERSION = 2
 RECORDS_FILE, PARQUET_FILE, CSV_FILE, META_FILE, PLAN_FILE = (
     "records.jsonl",
     "results.parquet",
@@ -63,9 +64,13 @@ class Record:
     device: str  # what was asked: auto / cpu / cuda
     threads: int
     init: str  # framework / keras / torch
+    repeat: int = 0  # which of the case's processes (run --repeat K: 0..K-1)
     # how it ran
-    status: str = "failed"
+    status: str = Status.FAILED.value
     error: str | None = None
+    host: str | None = None  # the machine the case's process ran on
+    executor: str | None = None  # local or ray
+    node: str | None = None  # the Ray node id, where there is one
     framework: str | None = None
     framework_version: str | None = None
     backend: str | None = None
@@ -129,13 +134,23 @@ class Record:
     cpu_cores: int | None = None
     git_commit: str | None = None
     git_dirty: bool | None = None
+    # time to accuracy: the test accuracy every eval_every steps (bench/curve.py)
+    target_accuracy: float | None = None
+    steps_to_target: int | None = None
+    time_to_target_s: float | None = None  # training seconds (summed step times) to reach target_accuracy
+    target_reason: str | None = None  # why there is no time to target
+    curve_eval_time_s: float | None = None  # seconds spent on the curve's evaluations (outside every clock)
+    curve_steps: tuple[int, ...] = ()
+    curve_train_s: tuple[float, ...] = ()
+    curve_test_accuracy: tuple[float, ...] = ()
     # raw per-step times (step 0 included), the input of `compare`
     step_times_ms: tuple[float, ...] = ()
 
     @classmethod
-    def for_case(cls, case: Case, run_id: str, threads: int) -> Record:
+    def for_case(cls, case: Case, run_id: str, threads: int, repeat: int = 0) -> Record:
         m, t = case.model, case.train
         return cls(
+            repeat=repeat,
             run_id=run_id,
             case_id=case.case_id,
             label=case.label,
@@ -164,22 +179,35 @@ class Record:
 
     def with_measurements(self, measured: dict[str, Any]) -> Record:
         """Copy with measured fields set; an unknown key is a programming error and raises."""
-        if "step_times_ms" in measured:
-            measured = {**measured, "step_times_ms": tuple(measured["step_times_ms"])}
-        return dataclasses.replace(self, **measured)
+        lists = {k: tuple(v or ()) for k, v in measured.items() if k in LIST_COLUMNS}
+        return dataclasses.replace(self, **{**measured, **lists})
 
     def to_row(self) -> dict[str, Any]:
         row = dataclasses.asdict(self)
-        row["step_times_ms"] = list(self.step_times_ms)
+        for name in LIST_COLUMNS:
+            row[name] = list(row[name])
         return row
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Record:
+        """The inverse of to_row (a JSON row from a worker); an unknown column raises TypeError."""
+        return cls(**{**row, **{k: tuple(row.get(k) or ()) for k in LIST_COLUMNS}})
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """What a run records once: the case and which of its processes."""
+        return self.case_id, self.repeat
 
 
 COLUMNS = [f.name for f in fields(Record)]
+# Columns holding a list per row (raw step times, the accuracy curve): tuples in memory, lists in
+# parquet, JSON text in the CSV.
+LIST_COLUMNS = tuple(f.name for f in fields(Record) if str(f.type).startswith("tuple"))
 # Column dtypes follow the Record's annotations, so a missing figure is NaN (or <NA>), never None.
 _DTYPES = {
     f.name: ("float64" if "float" in str(f.type) else "Int64" if str(f.type).startswith("int") else None)
     for f in fields(Record)
-    if f.name != "step_times_ms"
+    if f.name not in LIST_COLUMNS
 }
 
 
@@ -193,38 +221,81 @@ def _clean(value: Any) -> Any:
 
 
 def append_record(run_dir: Path, record: Record) -> None:
-    """Append one record as a JSON line and fsync it: a finished case survives any later crash."""
+    """Append one record as a JSON line and fsync it: a finished case survives any later crash.
+
+    A crash in the middle of an append leaves a torn last line; the next append starts on a new
+    line, so it never glues onto the torn one (read_records then reports the torn line).
+    """
     row = {k: _clean(v) for k, v in record.to_row().items()}
-    line = json.dumps(row, default=_json_default, allow_nan=False) + "\n"
-    with open(run_dir / RECORDS_FILE, "a", encoding="utf-8") as f:
-        f.write(line)
+    line = (json.dumps(row, default=_json_default, allow_nan=False) + "\n").encode()
+    with open(run_dir / RECORDS_FILE, "a+b") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell():
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                line = b"\n" + line
+        f.write(line)  # append mode: always at the end
         f.flush()
         os.fsync(f.fileno())
 
 
 def read_records(run_dir: Path) -> list[dict[str, Any]]:
-    """Rows of records.jsonl; a torn last line (crash mid-write) is ignored."""
+    """Rows of records.jsonl; a torn line (crash mid-write) is skipped (see records_problems)."""
+    return _read_records(run_dir)[0]
+
+
+def records_problems(run_dir: Path) -> list[str]:
+    """Lines of records.jsonl that are not a whole record, with their position."""
+    return _read_records(run_dir)[1]
+
+
+def _read_records(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
     path = run_dir / RECORDS_FILE
     if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+        return [], []
+    rows, problems = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
             continue
-    return rows
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or "case_id" not in row:
+                raise ValueError("not a record")
+            rows.append(row)
+        except ValueError:
+            problems.append(f"{path} line {number}: a torn or corrupt record ({len(line)} characters, "
+                            f"starts {line[:40]!r}) was ignored; its case counts as not run")
+    return rows, problems
 
 
 def to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Rows -> DataFrame with the schema's columns in schema order (later duplicates win)."""
-    df = pd.DataFrame(rows, columns=COLUMNS)
+    df = _normalize(pd.DataFrame(rows, columns=COLUMNS))
     if not df.empty:
-        df = df.drop_duplicates("case_id", keep="last").reset_index(drop=True)
+        df = df.drop_duplicates(["case_id", "repeat"], keep="last").reset_index(drop=True)
+    return df
+
+
+def _normalize(df: pd.DataFrame) -> pd.DataFrame:
+    """Every schema column in schema order with its dtype: results of an older schema (no `repeat`,
+    no curve) read like new ones, missing figures as NaN/<NA>, lists as tuples."""
+    extra = [c for c in df.columns if c not in COLUMNS]
+    df = df.reindex(columns=COLUMNS + extra)
+    df["repeat"] = df["repeat"].fillna(0)  # one process per case before schema 2
     for name, dtype in _DTYPES.items():
         if dtype:
             df[name] = pd.to_numeric(df[name]).astype(dtype)
+    for name in LIST_COLUMNS:
+        df[name] = df[name].map(_as_tuple)
     return df
+
+
+def _as_tuple(v: Any) -> tuple:
+    if isinstance(v, str):  # the CSV's JSON text
+        return tuple(json.loads(v))
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ()
+    return tuple(v)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -259,7 +330,8 @@ def save_run(run_dir: Path, df: pd.DataFrame, meta: dict[str, Any]) -> None:
     pq.write_table(table, sink)
     atomic_write_bytes(run_dir / PARQUET_FILE, sink.getvalue().to_pybytes())
     csv_df = df.copy()
-    csv_df["step_times_ms"] = csv_df["step_times_ms"].map(lambda v: json.dumps(list(v)) if v is not None else "[]")
+    for name in LIST_COLUMNS:
+        csv_df[name] = csv_df[name].map(lambda v: json.dumps(list(v)) if v is not None else "[]")
     atomic_write_bytes(run_dir / CSV_FILE, csv_df.to_csv(index=False).encode())
     atomic_write_json(run_dir / META_FILE, meta)
 
@@ -280,11 +352,9 @@ def load_results(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any]]
     meta = _read_meta(path.parent)
     try:
         if path.suffix == ".parquet":
-            df = pd.read_parquet(path)
-            df["step_times_ms"] = df["step_times_ms"].map(lambda v: tuple(v) if v is not None else ())
+            df = _normalize(pd.read_parquet(path))
         elif path.suffix == ".csv":
-            df = pd.read_csv(path)
-            df["step_times_ms"] = df["step_times_ms"].map(lambda v: tuple(json.loads(v)) if isinstance(v, str) else ())
+            df = _normalize(pd.read_csv(path))
         else:
             raise BenchInputError(f"{str(path)!r}: expected a run directory, a .parquet or a .csv file")
     except (OSError, ValueError) as exc:

@@ -1,7 +1,9 @@
 """Run a list of cases, each in its own fresh process, and keep every finished result.
 
-The runner decides what to run and records what happened; an executor decides where a case's
-process runs (local processes today, one at a time so timings do not disturb each other).
+The runner decides what to run and records what happened; an executor (bench/executor.py)
+decides where each case's process runs: local processes (one at a time, so timings do not disturb
+each other) or Ray tasks on a cluster. Records are appended as results arrive, so a run stopped at
+any point keeps every finished case, and `--resume` runs only what is missing.
 """
 
 from __future__ import annotations
@@ -10,125 +12,37 @@ import contextlib
 import fcntl
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
+from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-import adapters
 from bench.data import DataSource
-from bench.envinfo import THREAD_VARS
 from bench.errors import BenchInputError
-from bench.results import PLAN_FILE, Record, append_record, atomic_write_json, read_records, save_run, to_frame
+from bench.executor import REPO_ROOT, Executor, LocalProcessExecutor, describe_exit  # noqa: F401 (REPO_ROOT: API)
+from bench.jobs import CaseJob, JobResult, case_job
+from bench.results import (
+    PLAN_FILE,
+    Record,
+    append_record,
+    atomic_write_bytes,
+    atomic_write_json,
+    read_records,
+    save_run,
+    to_frame,
+)
 from bench.specs import Case
+from bench.status import Status
 from bench.worker import error_tail
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass(frozen=True)
-class ProcessOutcome:
-    returncode: int | None
-    timed_out: bool
-    wall_time_s: float
-
-
-class LocalProcessExecutor:
-    """Runs `python -m bench.worker` as a child in its own process group, with a wall-clock limit."""
-
-    def execute(self, args: list[str], env: dict[str, str], log_path: Path, timeout_s: float) -> ProcessOutcome:
-        t0 = time.perf_counter()
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "bench.worker", *args],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                cwd=REPO_ROOT,
-                start_new_session=True,  # its own group: a timeout kills the case and its children
-            )
-            try:
-                rc = proc.wait(timeout=timeout_s)
-                timed_out = False
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                rc, timed_out = None, True
-            except BaseException:  # interrupted: never leave an orphaned case running
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                raise
-        return ProcessOutcome(rc, timed_out, time.perf_counter() - t0)
 
 
 def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
-
-
-def child_env(adapter: str, device: str, threads: int) -> dict[str, str]:
-    """A child's environment: equal thread settings for every framework, device and backend,
-    all set before the child imports anything."""
-    env = dict(os.environ)
-    for var in THREAD_VARS:
-        env[var] = str(threads)
-    if device == "cpu":
-        env["CUDA_VISIBLE_DEVICES"] = "-1"  # hide GPUs from every framework
-    env.update(adapters.get_info(adapter).env)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    return env
-
-
-def _describe_exit(outcome: ProcessOutcome, timeout_s: float) -> tuple[str, str]:
-    if outcome.timed_out:
-        return "timeout", f"no result after the {timeout_s:g} s limit; process group killed"
-    rc = outcome.returncode
-    if rc is not None and rc < 0:
-        name = signal.Signals(-rc).name
-        hint = " (often the kernel's out-of-memory killer)" if name == "SIGKILL" else ""
-        return "failed", f"worker killed by {name}{hint}"
-    return "failed", f"worker exited with code {rc} without a result"
-
-
-def run_one(
-    case: Case,
-    run_dir: Path,
-    run_id: str,
-    source: DataSource,
-    threads: int,
-    timeout_s: float,
-    executor: LocalProcessExecutor,
-    meta: dict[str, Any] | None = None,
-) -> Record:
-    """Run one case in a child process and return its Record (never raises for case failures)."""
-    meta = meta or {}
-    safe = case.case_id.replace("/", "__")
-    work = run_dir / "cases"
-    work.mkdir(exist_ok=True)
-    job, out, log = work / f"{safe}.job.json", work / f"{safe}.out.json", work / f"{safe}.log"
-    sgemm = (meta.get("calibration") or {}).get("sgemm_gflops")
-    job.write_text(
-        json.dumps({"case": case.to_dict(), "source": asdict(source), "threads": threads, "sgemm_gflops": sgemm})
-    )
-    out.unlink(missing_ok=True)
-    outcome = executor.execute([str(job), str(out)], child_env(case.adapter, case.device, threads), log, timeout_s)
-    record = Record.for_case(case, run_id, threads)
-    if out.exists() and not outcome.timed_out:
-        measured = json.loads(out.read_text(encoding="utf-8"))
-    else:
-        status, why = _describe_exit(outcome, timeout_s)
-        tail = error_tail(log.read_text(encoding="utf-8", errors="replace")) if log.exists() else ""
-        measured = {"status": status, "error": f"{why}\n{tail}".strip()}
-    measured["wall_time_s"] = outcome.wall_time_s
-    return record.with_measurements({**environment_columns(meta.get("environment") or {}), **measured})
 
 
 def environment_columns(env: dict[str, Any]) -> dict[str, Any]:
@@ -143,14 +57,40 @@ def environment_columns(env: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_plan(
-    run_dir: Path, cases: list[Case], source: DataSource, threads: int, timeout_s: float, meta: dict
-) -> None:
+def record_of(case: Case, repeat: int, run_id: str, threads: int, result: JobResult, timeout_s: float,
+              meta: dict[str, Any]) -> Record:
+    """The Record of one finished job: the worker's own, or one that says why there is none."""
+    payload = result.payload or {}
+    record = None
+    if "record" in payload:
+        try:
+            record = Record.from_row(payload["record"])
+        except TypeError as exc:  # a worker of another schema version: say so in the row
+            record = Record.for_case(case, run_id, threads, repeat).with_measurements(
+                {"status": Status.FAILED.value, "error": f"the worker's record does not fit this schema: {exc}"})
+    if record is None:
+        status, why = describe_exit(result, timeout_s)
+        tail = error_tail(result.log)
+        record = Record.for_case(case, run_id, threads, repeat).with_measurements(
+            {"status": status, "error": f"{why}\n{tail}".strip()})
+    env = result.environment or meta.get("environment") or {}
+    return record.with_measurements({
+        **environment_columns(env),
+        "wall_time_s": result.wall_time_s,
+        "host": result.host,
+        "executor": result.executor,
+        "node": result.node,
+    })
+
+
+def write_plan(run_dir: Path, cases: list[Case], source: DataSource, threads: int, timeout_s: float, meta: dict,
+               repeat: int = 1) -> None:
     plan = {
         "cases": [c.to_dict() for c in cases],
-        "source": asdict(source),
+        "source": source.to_dict(),
         "threads": threads,
         "timeout_s": timeout_s,
+        "repeat": repeat,
         **meta,
     }
     atomic_write_json(run_dir / PLAN_FILE, plan)
@@ -158,6 +98,19 @@ def write_plan(
 
 def read_plan(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / PLAN_FILE).read_text(encoding="utf-8"))
+
+
+def planned_keys(cases: list[Case], repeat: int) -> list[tuple[Case, int]]:
+    """(case, repeat index) in the order they run: round by round, so every case's K processes are
+    spread over the whole run and slow drift of the machine touches all cases alike."""
+    return [(case, r) for r in range(repeat) for case in cases]
+
+
+def missing_cases(cases: list[Case], repeat: int, df: pd.DataFrame) -> list[str]:
+    """Planned (case, repeat) without a row, as 'case_id' or 'case_id#repeat'."""
+    have = set(zip(df["case_id"], df["repeat"].astype(int), strict=True)) if not df.empty else set()
+    return [c.case_id if r == 0 and repeat == 1 else f"{c.case_id}#{r}"
+            for c, r in planned_keys(cases, repeat) if (c.case_id, r) not in have]
 
 
 @contextlib.contextmanager
@@ -181,6 +134,10 @@ def run_lock(run_dir: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def _safe(name: str) -> str:
+    return name.replace("/", "__").replace(":", "_").replace("#", "_r")
+
+
 def run_cases(
     cases: list[Case],
     run_dir: Path,
@@ -190,22 +147,63 @@ def run_cases(
     meta: dict[str, Any],
     on_start: Callable[[Case, int], None] | None = None,
     on_done: Callable[[Record], None] | None = None,
-    executor: LocalProcessExecutor | None = None,
+    executor: Executor | None = None,
+    repeat: int = 1,
+    on_progress: Callable[[Case, int, dict], None] | None = None,
+    target_accuracy: float | None = None,
 ) -> pd.DataFrame:
-    """Run every case not yet recorded in run_dir; save and return the whole run's table."""
+    """Run every (case, repeat) not yet recorded in run_dir; save and return the whole run's table.
+
+    Jobs go to the executor as it has free slots; each record is appended the moment its result
+    arrives. An interrupt (Ctrl-C, SIGTERM) stops every running job before it propagates.
+    """
     executor = executor or LocalProcessExecutor()
     run_id = run_dir.name
+    sgemm = (meta.get("calibration") or {}).get("sgemm_gflops")
+    work = run_dir / "cases"
+    work.mkdir(exist_ok=True)
     with run_lock(run_dir):
-        done = {row["case_id"] for row in read_records(run_dir)}
-        for i, case in enumerate(cases):
-            if case.case_id in done:
-                continue
-            if on_start:
-                on_start(case, i)
-            record = run_one(case, run_dir, run_id, source, threads, timeout_s, executor, meta)
-            append_record(run_dir, record)
-            if on_done:
-                on_done(record)
+        done = {(row["case_id"], int(row.get("repeat") or 0)) for row in read_records(run_dir)}
+        pending = deque((c, r) for c, r in planned_keys(cases, repeat) if (c.case_id, r) not in done)
+        running: dict[Future, tuple[Case, int, str]] = {}
+        try:
+            while pending or running:
+                while pending and len(running) < executor.slots():
+                    case, rep = pending.popleft()
+                    job = case_job(CaseJob(case, source, threads, run_id, rep, sgemm, target_accuracy), timeout_s)
+                    name = _safe(job.key)
+                    # Kept for the record and for `python -m bench.worker --replay` (not read back).
+                    atomic_write_bytes(work / f"{name}.job.json", json.dumps(job.to_dict(), indent=1).encode())
+                    progress = (lambda body, c=case, r=rep: on_progress(c, r, body)) if on_progress else None
+                    running[executor.submit(job, progress)] = (case, rep, name)
+                    if on_start:
+                        on_start(case, rep)
+                if not running:  # nowhere to run what is left (every Ray node gone): record why
+                    case, rep = pending.popleft()
+                    _finish(run_dir, work, Record.for_case(case, run_id, threads, rep).with_measurements(
+                        {"status": Status.FAILED.value, "error": f"no {executor.name} executor slot left to run it"}),
+                        "", "", on_done)
+                    continue
+                finished, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    case, rep, name = running.pop(future)
+                    result = future.result()
+                    if result.environment:  # cases on other machines: keep each machine's environment
+                        meta.setdefault("node_environments", {})[result.host] = result.environment
+                    record = record_of(case, rep, run_id, threads, result, timeout_s, meta)
+                    _finish(run_dir, work, record, name, result.log, on_done)
+        except BaseException:
+            executor.cancel_all()  # never leave a case running behind an interrupted run
+            raise
         df = to_frame(read_records(run_dir))
         save_run(run_dir, df, meta)
     return df
+
+
+def _finish(run_dir: Path, work: Path, record: Record, name: str, log: str,
+            on_done: Callable[[Record], None] | None) -> None:
+    if name:
+        atomic_write_bytes(work / f"{name}.log", log.encode("utf-8", errors="replace"))
+    append_record(run_dir, record)
+    if on_done:
+        on_done(record)

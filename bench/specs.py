@@ -123,6 +123,7 @@ class TrainSpec:
     lr_schedule: str = "constant"  # see LR_SCHEDULES
     lr_decay: float = 0.0
     lr_decay_steps: int = 1
+    eval_every: int | None = None  # test-set evaluations for the accuracy curve: every N steps (None: each epoch)
 
     def __post_init__(self) -> None:
         owner = "TrainSpec"
@@ -131,6 +132,8 @@ class TrainSpec:
         _check_positive_int(owner, "eval_batch_size", self.eval_batch_size)
         if self.max_steps is not None:
             _check_positive_int(owner, "max_steps", self.max_steps)
+        if self.eval_every is not None:
+            _check_positive_int(owner, "eval_every", self.eval_every)
         lr = self.learning_rate
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
             _fail(owner, "learning_rate", lr, "a finite number > 0")

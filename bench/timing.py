@@ -26,12 +26,16 @@ class StepTimer:
     is what the framework needs anyway to have finished the step.
     """
 
-    __slots__ = ("_sync", "_t0", "durations_ns")
+    __slots__ = ("_sync", "_t0", "between", "durations_ns")
 
-    def __init__(self, sync: Callable[[], None] | None = None) -> None:
+    def __init__(self, sync: Callable[[], None] | None = None,
+                 between: Callable[[int, float], None] | None = None) -> None:
         self._sync = sync
         self._t0 = 0
         self.durations_ns: list[int] = []
+        # The harness's work between two steps (progress, the accuracy curve's evaluations); the
+        # adapter calls after_step() once the step's clock is read, so none of it is timed.
+        self.between = between
 
     def start(self) -> None:
         if self._sync is not None:
@@ -43,9 +47,18 @@ class StepTimer:
             self._sync()
         self.durations_ns.append(time.perf_counter_ns() - self._t0)
 
+    def after_step(self, loss: float) -> None:
+        """Called by the adapter after each step, outside the timed region, with the step's loss."""
+        if self.between is not None:
+            self.between(len(self.durations_ns), loss)
+
     @property
     def steps(self) -> int:
         return len(self.durations_ns)
+
+    def elapsed_s(self) -> float:
+        """Training seconds so far: the sum of the timed steps (step 0's compilation included)."""
+        return sum(self.durations_ns) / 1e9
 
     def times_ms(self) -> list[float]:
         return [d / 1e6 for d in self.durations_ns]
@@ -64,6 +77,24 @@ class StepStats:
     p90_ms: float
     iqr_ms: float
     cv: float  # std / mean of the timed steps (population std)
+
+    def columns(self) -> dict[str, float | int | bool | None]:
+        """The record's time columns (NaN stored as missing)."""
+        def finite(x: float) -> float | None:
+            return float(x) if math.isfinite(x) else None
+
+        return {
+            "first_step_ms": finite(self.first_step_ms),
+            "warmup_steps": self.warmup_steps,
+            "timed_steps": self.timed_steps,
+            "step_time_ms_median": finite(self.median_ms),
+            "step_time_ms_mean": finite(self.mean_ms),
+            "step_time_ms_p10": finite(self.p10_ms),
+            "step_time_ms_p90": finite(self.p90_ms),
+            "step_time_ms_iqr": finite(self.iqr_ms),
+            "step_time_cv": finite(self.cv),
+            "step_time_unstable": bool(self.cv > UNSTABLE_CV) if self.timed_steps else None,
+        }
 
 
 def step_stats(times_ms: Sequence[float], warmup_steps: int) -> StepStats:

@@ -1,9 +1,17 @@
-"""The child process of one case: `python -m bench.worker JOB_JSON OUT_JSON`.
+"""The process of one job: `python -m bench.worker`, the job's JSON on stdin.
 
-It loads the adapter by name (so each framework lives in its own process), trains and
-evaluates under the meters, and writes one JSON object of measurements to OUT_JSON. Whatever
-goes wrong is caught and reported as a status; a crash that kills the process outright is
-classified by the runner from the missing output.
+It runs the job's function (a benchmark case, or one adapter's parity measurements) and sends
+JSON messages, one per line, to the file descriptor named by RNNBENCH_RESULT_FD (stdout when it is
+unset, so a job can be replayed by hand): `{"progress": {...}}` while a case trains and one
+`{"result": {...}}` at the end. Each framework lives in its own process. Whatever goes wrong inside
+a case is caught and reported as its status; a crash that kills the process outright is classified
+by the executor from the missing result.
+
+The process dies with its parent (PR_SET_PDEATHSIG on Linux, a parent watch elsewhere), so a runner
+killed with SIGKILL leaves no case behind to compete with the next run.
+
+Replay a recorded job by hand (its variables set, as the runner does):
+    python -m bench.worker --replay results/runs/RUN/cases/CASE.job.json
 """
 
 from __future__ import annotations
@@ -11,25 +19,20 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
+import signal
 import sys
+import threading
 import time
 import traceback
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-from bench.batching import BatchPlan
-from bench.canonical import init_weights
-from bench.data import DataSource
-from bench.data import load as load_data
-from bench.flops import train_flops_per_step
-from bench.learning import frozen_weights, learning_problems
-from bench.memory import GpuMemorySampler, peak_rss_mb
-from bench.phases import measure_phases
-from bench.results import atomic_write_json
-from bench.specs import Case
-from bench.timing import UNSTABLE_CV, StepTimer, step_stats, throughput
+from bench.jobs import PARENT_PID_VAR, RESULT_FD_VAR, CaseJob
+from bench.status import Status
 
 ERROR_TAIL_LINES = 12
+PROTOCOL = 2  # job on stdin, messages on RNNBENCH_RESULT_FD; `bench ab` checks both sides speak it
 
 
 def error_tail(text: str, lines: int = ERROR_TAIL_LINES) -> str:
@@ -45,14 +48,8 @@ def _finite(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def _gpu_fields(
-    sampler: GpuMemorySampler | None,
-    adapter: Any,
-    fit_window: tuple,
-    steps: int,
-    steps_per_epoch: int,
-    device_name: str,
-) -> dict[str, Any]:
+def _gpu_fields(sampler: Any, adapter: Any, fit_window: tuple, steps: int, steps_per_epoch: int,
+                device_name: str) -> dict[str, Any]:
     if sampler is None:
         return {"gpu_mem_reason": f"case ran on the CPU ({device_name})", "energy_source": "case ran on the CPU"}
     gpu = sampler.result()
@@ -73,24 +70,36 @@ def _gpu_fields(
     }
 
 
-def run_case(case: Case, source: DataSource, threads: int, sgemm_gflops: float | None = None) -> dict[str, Any]:
-    """Train and evaluate one case; return the measured fields of its Record."""
+def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """Train and evaluate one case; return the measured columns of its Record."""
     import adapters
+    from bench.batching import BatchPlan
+    from bench.canonical import init_weights
+    from bench.curve import BetweenSteps, curve_columns, test_accuracy
+    from bench.data import load as load_data
+    from bench.flops import train_flops_per_step
+    from bench.learning import frozen_weights, learning_problems
+    from bench.memory import GpuMemorySampler, peak_rss_mb
+    from bench.phases import measure_phases
+    from bench.timing import StepTimer, step_stats, throughput
 
+    case, train = job.case, job.case.train
     measured: dict[str, Any] = {}
     try:
         adapter = adapters.load(case.adapter)
     except ImportError as exc:
-        return {"status": "unavailable", "error": f"{type(exc).__name__}: {exc}"}
-    train = case.train
+        return {"status": Status.UNAVAILABLE.value, "error": f"{type(exc).__name__}: {exc}"}
     try:
-        adapter.setup(case.device, threads, train.seed)
+        adapter.setup(case.device, job.threads, train.seed)
         if case.device == "cuda" and not adapter.uses_gpu():
-            return {"status": "failed", "error": "device 'cuda' asked for, but the framework sees no CUDA GPU"}
-        data = load_data(source)
+            return {"status": Status.FAILED.value, "error": "device 'cuda' asked for, but the framework sees no CUDA GPU"}
+        data = load_data(job.source)
         measured["dataset_sha256"] = data.sha256[:16]
         plan = BatchPlan(len(data.y_train), train.batch_size, train.epochs, train.max_steps, train.seed)
         timer = StepTimer(sync=adapter.sync)
+        hooks = BetweenSteps(plan.total_steps, plan.steps_per_epoch, timer.elapsed_s, progress,
+                             eval_every=train.eval_every)
+        timer.between = hooks
         sampler = GpuMemorySampler() if adapter.uses_gpu() else None
         fit_window: tuple = ()
         with sampler or contextlib.nullcontext():
@@ -100,10 +109,12 @@ def run_case(case: Case, source: DataSource, threads: int, sgemm_gflops: float |
             if start_weights is not None:
                 adapter.set_weights(model, start_weights)
             weights_before = adapter.weight_arrays(model)
+            if data.has_labels:  # random labels have no accuracy worth a curve
+                hooks.evaluate = lambda: test_accuracy(adapter, model, data.x_test, data.y_test, train.eval_batch_size)
             start = sampler.mark() if sampler else None
             t0 = time.perf_counter()
             fit = adapter.fit(model, data, train, plan, timer)
-            measured["train_time_s"] = time.perf_counter() - t0
+            measured["train_time_s"] = time.perf_counter() - t0 - hooks.eval_time_s
             if sampler:
                 fit_window = (start, sampler.mark())
             frozen = frozen_weights(weights_before, adapter.weight_arrays(model), adapter.keeps_recurrent_bias(case.model.cell))
@@ -119,7 +130,8 @@ def run_case(case: Case, source: DataSource, threads: int, sgemm_gflops: float |
         if fns and not fit.diverged:
             measured.update(measure_phases(fns, train.phase_rounds))
     except Exception as exc:
-        measured.update(status="oom" if _is_oom(exc) else "failed", error=error_tail(traceback.format_exc()))
+        measured.update(status=(Status.OOM if _is_oom(exc) else Status.FAILED).value,
+                        error=error_tail(traceback.format_exc()))
         measured["cpu_rss_peak_mb"] = peak_rss_mb()
         return measured
 
@@ -137,8 +149,10 @@ def run_case(case: Case, source: DataSource, threads: int, sgemm_gflops: float |
     else:
         accuracy_reason = None
     report_acc = accuracy_reason is None
+    hooks.finish(fit.steps, _finite(ev.accuracy) if report_acc else None)
+    status = Status.DIVERGED if fit.diverged else Status.NOT_LEARNING if problems else Status.OK
     measured.update(
-        status="diverged" if fit.diverged else "not-learning" if problems else "ok",
+        status=status.value,
         error="non-finite training loss; training stopped" if fit.diverged else "; ".join(problems) or None,
         framework=info.framework,
         framework_version=info.framework_version,
@@ -154,20 +168,11 @@ def run_case(case: Case, source: DataSource, threads: int, sgemm_gflops: float |
         test_loss=_finite(ev.loss) if report_acc else None,
         test_accuracy=_finite(ev.accuracy) if report_acc else None,
         accuracy_reason=accuracy_reason,
-        first_step_ms=_finite(stats.first_step_ms),
-        warmup_steps=stats.warmup_steps,
-        timed_steps=stats.timed_steps,
-        step_time_ms_median=_finite(stats.median_ms),
-        step_time_ms_mean=_finite(stats.mean_ms),
-        step_time_ms_p10=_finite(stats.p10_ms),
-        step_time_ms_p90=_finite(stats.p90_ms),
-        step_time_ms_iqr=_finite(stats.iqr_ms),
-        step_time_cv=_finite(stats.cv),
-        step_time_unstable=bool(stats.cv > UNSTABLE_CV) if stats.timed_steps else None,
+        **stats.columns(),
         throughput_samples_per_s=_finite(throughput(train.batch_size, stats.median_ms)),
         train_gflop_per_step=flops / 1e9,
         achieved_gflops=_finite(achieved),
-        pct_of_sgemm=_finite(100 * achieved / sgemm_gflops) if sgemm_gflops else None,
+        pct_of_sgemm=_finite(100 * achieved / job.sgemm_gflops) if job.sgemm_gflops else None,
         cpu_rss_peak_mb=peak_rss_mb(),
         step_times_ms=times,
         threads_intra=info.extra.get("threads_intra"),
@@ -175,17 +180,90 @@ def run_case(case: Case, source: DataSource, threads: int, sgemm_gflops: float |
         cuda_version=info.extra.get("cuda_version"),
         cudnn_version=info.extra.get("cudnn_version"),
         **gpu_fields,
+        **curve_columns(hooks.points, job.target_accuracy, accuracy_reason, hooks.eval_time_s),
     )
     return measured
 
 
+def run_case(payload: dict[str, Any], progress: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """A `case` job: its Record, built and checked against the schema here, in the case's process,
+    so a measurement the schema does not know fails this case (as a row), never the whole run."""
+    from bench.results import Record
+
+    job = CaseJob.from_payload(payload)
+    record = Record.for_case(job.case, job.run_id, job.threads, job.repeat)
+    measured = measure_case(job, progress)
+    try:
+        record = record.with_measurements(measured)
+    except TypeError as exc:
+        record = record.with_measurements({"status": Status.FAILED.value, "error": f"result does not fit the schema: {exc}"})
+    return {"record": record.to_row()}
+
+
+def _run_parity(payload: dict[str, Any], progress: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    from bench.parity import worker_run
+
+    return worker_run(payload)
+
+
+WORKERS: dict[str, Callable[..., dict[str, Any]]] = {"case": run_case, "parity": _run_parity}
+
+
+class Channel:
+    """Messages to the parent: JSON lines on the result fd (or stdout), flushed as they are written."""
+
+    def __init__(self) -> None:
+        fd = os.environ.get(RESULT_FD_VAR)
+        self._out = os.fdopen(int(fd), "w", encoding="utf-8") if fd else sys.stdout
+        self._lock = threading.Lock()
+
+    def send(self, kind: str, body: dict[str, Any]) -> None:
+        line = json.dumps({kind: body}, allow_nan=False, default=str)
+        with self._lock:
+            self._out.write(line + "\n")
+            self._out.flush()
+
+
+def die_with_parent() -> None:
+    """End this process (and so its case) when the process that started it ends, even by SIGKILL."""
+    expected = int(os.environ.get(PARENT_PID_VAR, "0") or 0)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    else:  # no parent-death signal: watch the parent id once a second (a sleeping thread costs no step time)
+        def watch() -> None:
+            while os.getppid() == expected:
+                time.sleep(1.0)
+            os.killpg(0, signal.SIGKILL)
+
+        if expected:
+            threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    if expected and os.getppid() != expected:  # it died before the signal was armed
+        os._exit(70)
+
+
+def replay(job_file: str) -> int:
+    """Run a recorded job again in a fresh process, with its variables set as the runner sets them."""
+    import subprocess
+    from pathlib import Path
+
+    job = json.loads(Path(job_file).read_text(encoding="utf-8"))
+    env = {k: v for k, v in os.environ.items() if k not in (RESULT_FD_VAR, PARENT_PID_VAR)}
+    env.update(job.get("env", {}))
+    return subprocess.run([sys.executable, "-m", "bench.worker"], input=json.dumps(job), text=True, env=env).returncode
+
+
 def main(argv: list[str]) -> int:
-    job_path, out_path = Path(argv[0]), Path(argv[1])
-    job = json.loads(job_path.read_text(encoding="utf-8"))
-    case = Case.from_dict(job["case"])
-    source = DataSource(**job["source"])
-    measured = run_case(case, source, job["threads"], job.get("sgemm_gflops"))
-    atomic_write_json(out_path, measured)
+    if argv[:1] == ["--replay"] and len(argv) == 2:
+        return replay(argv[1])
+    # Any other arguments only name the job for `ps` (the executor passes --job KEY).
+    die_with_parent()
+    job = json.loads(sys.stdin.read())
+    channel = Channel()
+    result = WORKERS[job["kind"]](job["payload"], lambda body: channel.send("progress", body))
+    channel.send("result", result)
     return 0
 
 

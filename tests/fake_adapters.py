@@ -20,6 +20,7 @@ class OkAdapter(Adapter):
 
     name = "fake-ok"
     loss = 1.0
+    step_s = 0.001
 
     def setup(self, device, threads, seed):
         self.threads = threads
@@ -38,8 +39,9 @@ class OkAdapter(Adapter):
             epochs += 1
             for _ in range(len(idx) // train.batch_size):
                 timer.start()
-                time.sleep(0.001)
+                time.sleep(self.step_s)
                 timer.stop()
+                timer.after_step(self.loss)
         diverged = self.loss != self.loss
         return FitResult(steps=timer.steps, epochs=epochs, train_loss=self.loss, train_accuracy=0.5, diverged=diverged)
 
@@ -87,10 +89,17 @@ class CrashAdapter(OkAdapter):
         os._exit(3)
 
 
+class SlowAdapter(OkAdapter):
+    """Half a second a step: long enough to watch its progress, or to kill something mid-case."""
+
+    name = "fake-slow"
+    step_s = 0.5
+
+
 class HangAdapter(OkAdapter):
     name = "fake-hang"
 
-    def fit(self, model, data, train, plan, timer):
+    def build(self, model, train):  # every path (a case, parity) builds first
         time.sleep(600)
 
 
@@ -114,6 +123,7 @@ FAKES = {
     "fake-frozen": "FrozenAdapter",
     "fake-crash": "CrashAdapter",
     "fake-hang": "HangAdapter",
+    "fake-slow": "SlowAdapter",
     "fake-raise": "RaiseAdapter",
     "fake-oom": "OomAdapter",
 }

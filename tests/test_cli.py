@@ -100,9 +100,10 @@ def test_baseline_rejects_bad_input(tmp_path, capsys, case, fragment):
 
 
 def _prepare(argv):
-    from bench.cli import _prepare_run, build_parser
+    from bench.cli import build_parser
+    from bench.cli_run import prepare_run
 
-    return _prepare_run(build_parser().parse_args(["run", *argv]))
+    return prepare_run(build_parser().parse_args(["run", *argv]))
 
 
 def test_seeds_falls_back_to_the_bundled_subset_and_says_so(monkeypatch, tmp_path):
@@ -116,9 +117,10 @@ def test_seeds_falls_back_to_the_bundled_subset_and_says_so(monkeypatch, tmp_pat
         return real(name, data_dir, download)
 
     monkeypatch.setattr(data, "resolve", no_full_mnist)
-    cases, source, *_, meta = _prepare(["--matrix", "seeds", "--max-steps", "20", "--out", str(tmp_path)])
-    assert source.name == "mnist-5k" and {c.dataset for c in cases} == {"mnist-5k"}
-    assert len(meta["notices"]) == 1 and "NOT comparable with the reported figures" in meta["notices"][0]
+    plan = _prepare(["--matrix", "seeds", "--max-steps", "20", "--out", str(tmp_path)])
+    assert plan.source.name == "mnist-5k" and {c.dataset for c in plan.cases} == {"mnist-5k"}
+    notices = plan.meta["notices"]
+    assert len(notices) == 1 and "NOT comparable with the reported figures" in notices[0]
     assert not (tmp_path / "runs").exists()
 
 
@@ -126,5 +128,5 @@ def test_seeds_uses_full_mnist_when_it_is_here(monkeypatch, tmp_path):
     from bench import data
 
     monkeypatch.setattr(data, "resolve", lambda name, data_dir=None, download=True: data.DataSource(name, "here", "test"))
-    cases, source, *_, meta = _prepare(["--matrix", "seeds", "--out", str(tmp_path)])
-    assert source.name == "mnist" and {c.dataset for c in cases} == {"mnist"} and meta["notices"] == []
+    plan = _prepare(["--matrix", "seeds", "--out", str(tmp_path)])
+    assert plan.source.name == "mnist" and {c.dataset for c in plan.cases} == {"mnist"} and plan.meta["notices"] == []

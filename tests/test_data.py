@@ -138,14 +138,65 @@ def test_corrupt_cached_mnist_is_rejected(tmp_path, monkeypatch):
     cache.mkdir(parents=True)
     (cache / "mnist.npz").write_bytes(b"not really")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    with pytest.raises(DataError, match="is corrupt: SHA-256"):
+    with pytest.raises(DataError, match=r"is not Keras' mnist.npz \(corrupt, or other data\): SHA-256"):
         data.resolve("mnist")
 
 
-def test_mnist_from_data_dir_npz(tmp_path):
+def test_mnist_from_data_dir_npz_is_checked_against_the_published_checksum(tmp_path, monkeypatch):
     src = _npz_bytes(tmp_path)
     d = tmp_path / "d"
     d.mkdir()
     src.rename(d / "mnist.npz")
-    ds = data.load(data.resolve("mnist", d))
-    assert ds.y_train.tolist() == list(range(8))
+    with pytest.raises(DataError, match="is not Keras' mnist.npz"):
+        data.resolve("mnist", d)  # the right shapes, but not the published file
+    sha = hashlib.sha256((d / "mnist.npz").read_bytes()).hexdigest()
+    monkeypatch.setattr(data, "MNIST_SHA256", sha)  # as if it were the published file
+    source = data.resolve("mnist", d)
+    assert source.files == (("mnist.npz", sha),) and source.notices == ()
+    assert data.load(source).y_train.tolist() == list(range(8))
+
+
+def _published(monkeypatch, name: str, d: Path) -> None:
+    """Pretend the IDX files in d are dataset `name`'s published files."""
+    table = {stem: hashlib.sha256(data._idx_bytes(next(d.glob(stem + "*")))).hexdigest() for stem in data.IDX_FILES.values()}
+    monkeypatch.setitem(data.IDX_CONTENT_SHA256, name, table)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_idx_files_verify_by_content_whether_gzipped_or_not(tmp_path, monkeypatch, compress):
+    plain, gz = tmp_path / "plain", tmp_path / "gz"
+    plain.mkdir(), gz.mkdir()
+    make_idx_dir(plain)
+    make_idx_dir(gz, compress=True)
+    _published(monkeypatch, "fashion-mnist", plain)
+    source = data.resolve("fashion-mnist", gz if compress else plain)
+    assert source.notices == () and len(source.files) == 4  # the same content, stored either way
+
+
+def test_another_datasets_published_files_are_refused(tmp_path, monkeypatch):
+    make_idx_dir(tmp_path)
+    _published(monkeypatch, "fashion-mnist", tmp_path)
+    with pytest.raises(DataError, match=r"holds fashion-mnist's train-images-idx3-ubyte, not mnist's: content SHA-256"):
+        data.resolve("mnist", tmp_path)
+
+
+def test_idx_content_no_published_file_has_is_accepted_with_a_notice(tmp_path):
+    make_idx_dir(tmp_path)
+    source = data.resolve("fashion-mnist", tmp_path)
+    assert len(source.notices) == 4 and "matches no published fashion-mnist file" in source.notices[0]
+    assert data.IDX_CONTENT_SHA256["fashion-mnist"]["train-images-idx3-ubyte"] in source.notices[0]
+
+
+def test_resume_refuses_data_that_changed_since_the_run_started(tmp_path):
+    make_idx_dir(tmp_path)
+    source = data.resolve("fashion-mnist", tmp_path)
+    assert data.reverify(data.DataSource.from_dict(source.to_dict())) == source
+    make_idx_dir(tmp_path, n_train=13)
+    with pytest.raises(DataError, match="train-images-idx3-ubyte changed since the run started"):
+        data.reverify(source)
+
+
+@pytest.mark.skipif(not data.FASHION_SYSTEM_DIR.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_debians_fashion_mnist_is_the_published_content():
+    source = data.resolve("fashion-mnist")
+    assert source.notices == ()  # recompressed by Debian, the same bytes inside

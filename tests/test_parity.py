@@ -102,12 +102,15 @@ def test_canonical_arrays_round_trip():
 
 
 @pytest.mark.skipif(not installed("keras", "tensorflow", "tf_keras"), reason="keras and tf-keras needed")
-def test_tf1_graph_is_the_same_model_as_keras_except_its_gru(both, tmp_path):
-    """TF 1.x cells run in their own process (legacy tf-keras); Keras is measured here, in-process."""
-    from bench.parity import compare, run_adapter
+def test_tf1_graph_is_the_same_model_as_keras_except_its_gru(both):
+    """TF 1.x cells run in their own process (legacy tf-keras), through the executor as `bench parity`
+    runs them; Keras is measured here, in-process."""
+    from bench.executor import LocalProcessExecutor
+    from bench.parity import compare, parity_job, read_parity_result
 
     specs = [ModelSpec("lstm", (8, 6), True), ModelSpec("rnn", (6, 8, 5)), ModelSpec("gru", (8,))]
-    tf1 = run_adapter("tf1-graph", specs, seed=11, threads=1, work=tmp_path)
+    result = LocalProcessExecutor().submit(parity_job("tf1-graph", specs, seed=11, threads=1)).result()
+    tf1 = read_parity_result("tf1-graph", result)
     keras = {}
     for i, spec in enumerate(specs):
         keras.update({f"{i}/{k}": v for k, v in measure_spec(both["keras"], spec, seed=11 + i).items()})
@@ -117,3 +120,17 @@ def test_tf1_graph_is_the_same_model_as_keras_except_its_gru(both, tmp_path):
     ]
     assert rows[0].logits_diff < 1e-5 and rows[0].params == rows[0].reference_params == 3_602
     assert "reset gate before its recurrent matmul" in rows[2].note
+
+
+def test_a_parity_process_that_dies_or_hangs_is_named_without_a_traceback(fake_adapters):
+    from dataclasses import replace
+
+    from bench.executor import LocalProcessExecutor
+    from bench.parity import parity_job, read_parity_result
+
+    executor = LocalProcessExecutor()
+    crashed = executor.submit(parity_job("fake-missing", SPECS[:1], 0, 1)).result()
+    with pytest.raises(RuntimeError, match=r"parity worker for 'fake-missing' failed: worker exited with code 1"):
+        read_parity_result("fake-missing", crashed)
+    hung = executor.submit(replace(parity_job("fake-hang", SPECS[:1], 0, 1), timeout_s=0.5)).result()
+    assert hung.timed_out and hung.returncode is None  # its process group was killed, not left running

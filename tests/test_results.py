@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from bench.errors import BenchInputError
-from bench.results import COLUMNS, Record, append_record, load_results, read_records, save_run, to_frame
+from bench.results import COLUMNS, SCHEMA_VERSION, Record, append_record, load_results, read_records, save_run, to_frame
 from bench.specs import Case, ModelSpec, TrainSpec
 
 
@@ -53,7 +53,7 @@ def test_round_trip_through_jsonl_parquet_and_csv(tmp_path):
     save_run(tmp_path, df, {"run_id": "run-1", "environment": {"python": "3.11"}})
     for path in (tmp_path, tmp_path / "results.parquet", tmp_path / "results.csv"):
         got, meta = load_results(path)
-        assert meta["schema_version"] == 1 and meta["run_id"] == "run-1"
+        assert meta["schema_version"] == SCHEMA_VERSION and meta["run_id"] == "run-1"
         assert got["params"].tolist() == [123456, 123456]
         assert got.loc[0, "test_accuracy"] == 0.9875
         assert got.loc[0, "step_times_ms"] == (30.0, 12.0, 13.0)
@@ -64,7 +64,7 @@ def test_round_trip_through_jsonl_parquet_and_csv(tmp_path):
     import pyarrow.parquet as pq
 
     md = json.loads(pq.read_schema(tmp_path / "results.parquet").metadata[b"rnnbench"])
-    assert md["schema_version"] == 1
+    assert md["schema_version"] == SCHEMA_VERSION
 
 
 def test_torn_last_line_is_ignored_and_duplicates_keep_latest(tmp_path):
@@ -124,3 +124,13 @@ def test_frame_columns_are_public_contract():
     }
     assert required <= set(COLUMNS)
     assert isinstance(to_frame([]), pd.DataFrame)
+
+
+def test_results_of_the_previous_schema_read_like_new_ones():
+    from pathlib import Path
+
+    base = Path(__file__).resolve().parent.parent / "results" / "baselines" / "ci-cpu"
+    df, meta = load_results(base)
+    assert list(df.columns[: len(COLUMNS)]) == COLUMNS
+    assert (df["repeat"] == 0).all() and df["curve_steps"].map(len).eq(0).all()
+    assert df["step_times_ms"].map(len).gt(0).all()

@@ -1,0 +1,100 @@
+"""Between two training steps: progress for the runner, and the time-to-accuracy curve.
+
+Both run in the case's process after a step's clock has been read (StepTimer.after_step), so
+neither is ever inside a timed step. The curve evaluates the test split every `eval_every` steps
+(default: at each epoch's end) through the adapter's inference logits, and stores (step, training
+seconds, test accuracy); training seconds are the sum of the timed steps up to that point (step 0's
+compilation included, the evaluations themselves excluded), which is what AlgoPerf's
+time-to-result counts. The final point is the case's own evaluation, so the last step is never
+evaluated twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+PROGRESS_PERIOD_S = 1.0  # at most one progress message a second: the runner's display needs no more
+
+# Default --target-accuracy per dataset: reached by most 2x128 models of the `full` matrix within
+# its 5 epochs on mnist-5k, and by the tutorials' models within an epoch or two on the full sets.
+TARGET_ACCURACY = {"mnist-5k": 0.90, "mnist": 0.97, "fashion-mnist": 0.85}
+
+
+def test_accuracy(adapter: Any, model: Any, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
+    """Accuracy of the model's inference logits on (x, y), batch by batch."""
+    correct = 0
+    for start in range(0, len(y), batch_size):
+        logits = adapter.logits(model, x[start : start + batch_size])
+        correct += int((np.argmax(logits, axis=1) == y[start : start + batch_size]).sum())
+    return correct / len(y)
+
+
+@dataclass
+class BetweenSteps:
+    """The StepTimer's `between` hook of one case."""
+
+    total_steps: int
+    steps_per_epoch: int
+    elapsed_s: Callable[[], float]  # training seconds so far (the timer's sum)
+    progress: Callable[[dict], None] | None = None
+    evaluate: Callable[[], float] | None = None  # test accuracy now; None: no curve (random labels)
+    eval_every: int | None = None  # None: once per epoch
+    points: list[tuple[int, float, float]] = field(default_factory=list)  # (step, train seconds, accuracy)
+    eval_time_s: float = 0.0
+    _last_progress: float = 0.0
+
+    def __call__(self, step: int, loss: float) -> None:
+        if self.evaluate is not None and step < self.total_steps and step % (self.eval_every or self.steps_per_epoch) == 0:
+            t0 = time.perf_counter()
+            self.points.append((step, self.elapsed_s(), self.evaluate()))
+            self.eval_time_s += time.perf_counter() - t0
+        if self.progress is not None:
+            now = time.monotonic()
+            if now - self._last_progress >= PROGRESS_PERIOD_S or step == self.total_steps:
+                self._last_progress = now
+                self.progress({
+                    "step": step,
+                    "total": self.total_steps,
+                    "epoch": (step - 1) // self.steps_per_epoch + 1,
+                    "loss": loss if loss == loss else None,  # NaN is not JSON
+                })
+
+    def finish(self, steps: int, accuracy: float | None) -> None:
+        """Add the case's final evaluation as the curve's last point."""
+        if self.evaluate is not None and accuracy is not None:
+            self.points.append((steps, self.elapsed_s(), accuracy))
+
+
+def time_to_target(points: list[tuple[int, float, float]], target: float) -> tuple[int | None, float | None]:
+    """(steps, training seconds) at the first evaluation at or above `target`, or (None, None)."""
+    for step, seconds, accuracy in points:
+        if accuracy >= target:
+            return step, seconds
+    return None, None
+
+
+def curve_columns(points: list[tuple[int, float, float]], target: float | None, no_accuracy: str | None,
+                  eval_time_s: float) -> dict[str, Any]:
+    """The record's curve and time-to-target columns; `no_accuracy` says why the case has no accuracy."""
+    cols: dict[str, Any] = {
+        "curve_steps": [p[0] for p in points],
+        "curve_train_s": [p[1] for p in points],
+        "curve_test_accuracy": [p[2] for p in points],
+        "curve_eval_time_s": eval_time_s,
+        "target_accuracy": target,
+    }
+    if no_accuracy:
+        return {**cols, "target_reason": no_accuracy}
+    if target is None:
+        return {**cols, "target_reason": "no target accuracy for this dataset (--target-accuracy)"}
+    steps, seconds = time_to_target(points, target)
+    if steps is None:
+        best = max((p[2] for p in points), default=None)
+        why = f"never reached {target:.1%}" + (f" (best {best:.1%})" if best is not None else " (no evaluation)")
+        return {**cols, "target_reason": why}
+    return {**cols, "steps_to_target": steps, "time_to_target_s": seconds}

@@ -1,0 +1,231 @@
+"""Executors decide where a job's process runs; the runner decides what to run and keeps the records.
+
+An executor takes a `Job` (plain data, bench/jobs.py) and hands back a `concurrent.futures.Future`
+of its `JobResult`: a crash, a timeout or a lost machine is a result, never an exception, so one
+case can never stop a matrix. `LocalProcessExecutor` runs each job as a fresh child process of
+this one; `bench.ray_executor.RayExecutor` runs each as a Ray task that starts the same child
+process on a cluster node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Protocol
+
+from bench.jobs import PARENT_PID_VAR, RESULT_FD_VAR, Job, JobResult
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOG_TAIL_BYTES = 4 << 20  # a case's log travels back as data: keep its last 4 MiB
+ProgressCallback = Callable[[dict[str, Any]], None]
+
+
+class Executor(Protocol):
+    """Where jobs run. `submit` never raises for what happens inside a job."""
+
+    name: str
+
+    def slots(self) -> int:
+        """How many jobs may run at once right now (the runner never submits more)."""
+
+    def submit(self, job: Job, on_progress: ProgressCallback | None = None) -> Future[JobResult]:
+        """Start `job`; its future resolves to a JobResult, whatever happens to the job."""
+
+    def cancel_all(self) -> None:
+        """Stop every running job now (their futures resolve with failure 'cancelled')."""
+
+    def close(self) -> None:
+        """Release what the executor holds (processes, a cluster connection)."""
+
+
+class LocalProcessExecutor:
+    """Each job is `python -m bench.worker` in a fresh process of its own process group, one at a time.
+
+    `python` and `root` choose which interpreter and which checkout of rnnbench run the job (the
+    runner uses this one; `bench ab` points them at another virtual environment or git worktree).
+    """
+
+    name = "local"
+
+    def __init__(self, python: str | None = None, root: Path | None = None, parallel: int = 1) -> None:
+        self.python = python or sys.executable
+        self.root = Path(root or REPO_ROOT)
+        self.parallel = parallel
+        self._running: dict[int, subprocess.Popen] = {}
+        self._cancelled: set[int] = set()
+        self._lock = threading.Lock()
+
+    def slots(self) -> int:
+        return self.parallel
+
+    def environment(self, job: Job) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(job.env)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.root), env.get("PYTHONPATH")]))
+        env[PARENT_PID_VAR] = str(os.getpid())
+        env.pop(RESULT_FD_VAR, None)
+        return env
+
+    def submit(self, job: Job, on_progress: ProgressCallback | None = None) -> Future[JobResult]:
+        future: Future[JobResult] = Future()
+        future.set_running_or_notify_cancel()
+        read_fd, write_fd = os.pipe()
+        log = tempfile.TemporaryFile()
+        env = self.environment(job)
+        env[RESULT_FD_VAR] = str(write_fd)
+        t0 = time.perf_counter()
+        # Started from the caller's thread, which outlives the job: the child's parent-death signal
+        # fires when the thread that forked it ends.
+        proc = subprocess.Popen(
+            [self.python, "-m", "bench.worker", "--job", job.key],
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=self.root,
+            pass_fds=(write_fd,),
+            start_new_session=True,  # its own group: a timeout kills the case and its children
+        )
+        os.close(write_fd)
+        with self._lock:
+            self._running[proc.pid] = proc
+        threading.Thread(
+            target=self._supervise, args=(job, proc, read_fd, log, t0, future, on_progress),
+            name=f"job-{job.key}", daemon=True,
+        ).start()
+        return future
+
+    def _supervise(self, job: Job, proc: subprocess.Popen, read_fd: int, log, t0: float,
+                   future: Future, on_progress: ProgressCallback | None) -> None:
+        messages = _MessageReader(read_fd, on_progress)
+        reader = threading.Thread(target=messages.run, name=f"job-{job.key}-messages", daemon=True)
+        reader.start()
+        timed_out = False
+        try:
+            proc.stdin.write(json.dumps(job.to_dict()).encode())
+            proc.stdin.close()
+        except OSError:  # the process died before reading its job; its exit code says more
+            pass
+        try:
+            proc.wait(timeout=job.timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(proc)
+        wall = time.perf_counter() - t0
+        messages.finish()
+        reader.join(timeout=5)
+        with self._lock:
+            self._running.pop(proc.pid, None)
+            cancelled = proc.pid in self._cancelled
+        future.set_result(JobResult(
+            payload=None if timed_out else messages.result,
+            returncode=None if timed_out or cancelled else proc.returncode,
+            timed_out=timed_out,
+            wall_time_s=wall,
+            log=_tail(log),
+            host=platform.node(),
+            executor=self.name,
+            failure="cancelled" if cancelled else None,
+        ))
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            procs = list(self._running.values())
+            self._cancelled.update(p.pid for p in procs)
+        for proc in procs:
+            _kill_group(proc)
+
+    def close(self) -> None:
+        self.cancel_all()
+
+
+class _MessageReader:
+    """Reads the worker's JSON lines: progress goes to the callback, the last result is kept.
+
+    It stops at end of file or when told the process has ended (a grandchild that inherited the
+    descriptor must not keep the job open).
+    """
+
+    def __init__(self, fd: int, on_progress: ProgressCallback | None) -> None:
+        self.fd, self.on_progress = fd, on_progress
+        self.result: dict[str, Any] | None = None
+        self._done = threading.Event()
+        self._buffer = b""
+
+    def run(self) -> None:
+        try:
+            while True:
+                ready, _, _ = select.select([self.fd], [], [], 0.2)
+                if not ready:
+                    if self._done.is_set():
+                        return
+                    continue
+                chunk = os.read(self.fd, 1 << 16)
+                if not chunk:
+                    return
+                self._buffer += chunk
+                *lines, self._buffer = self._buffer.split(b"\n")
+                for line in lines:
+                    self._handle(line)
+        finally:
+            os.close(self.fd)
+
+    def _handle(self, line: bytes) -> None:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            return
+        if "result" in message:
+            self.result = message["result"]
+        elif "progress" in message and self.on_progress is not None:
+            try:
+                self.on_progress(message["progress"])
+            except Exception:  # a display problem must never lose a case
+                pass
+
+    def finish(self) -> None:
+        self._done.set()
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _tail(log) -> str:
+    log.seek(0, os.SEEK_END)
+    size = log.tell()
+    log.seek(max(0, size - LOG_TAIL_BYTES))
+    text = log.read().decode("utf-8", errors="replace")
+    log.close()
+    return text if size <= LOG_TAIL_BYTES else f"[first {size - LOG_TAIL_BYTES} bytes of the log dropped]\n{text}"
+
+
+def describe_exit(result: JobResult, timeout_s: float) -> tuple[str, str]:
+    """(status, reason) of a job that sent no result."""
+    from bench.status import Status
+
+    if result.timed_out:
+        return Status.TIMEOUT.value, f"no result after the {timeout_s:g} s limit; process group killed"
+    if result.failure:
+        return Status.FAILED.value, result.failure
+    rc = result.returncode
+    if rc is not None and rc < 0:
+        name = signal.Signals(-rc).name
+        hint = " (often the kernel's out-of-memory killer)" if name == "SIGKILL" else ""
+        return Status.FAILED.value, f"worker killed by {name}{hint}"
+    return Status.FAILED.value, f"worker exited with code {rc} without a result"

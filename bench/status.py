@@ -1,0 +1,53 @@
+"""One vocabulary for how a case ended, used by the worker, the runner, every table and the exit codes.
+
+The values are the strings stored in the `status` column (a public contract); `Status` is a `str`,
+so a record's status compares equal to its stored text.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Status(str, Enum):
+    OK = "ok"
+    FAILED = "failed"  # an exception, a crash, a dead node: `error` says which
+    TIMEOUT = "timeout"  # no result within the per-case limit; its process group was killed
+    OOM = "oom"  # the framework or the kernel ran out of memory
+    DIVERGED = "diverged"  # a non-finite training loss
+    NOT_LEARNING = "not-learning"  # trained, but a weight never moved or the loss did not go down
+    UNAVAILABLE = "unavailable"  # the adapter's framework is not installed where the case ran
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def failing(self) -> bool:
+        """Whether a run holding this status exits 1 (unavailable is not a failure of the case)."""
+        return self not in (Status.OK, Status.UNAVAILABLE)
+
+    @property
+    def style(self) -> str:
+        """The rich style every table gives this status."""
+        return _STYLE[self]
+
+
+_STYLE = {
+    Status.OK: "green",
+    Status.FAILED: "red",
+    Status.TIMEOUT: "red",
+    Status.OOM: "red",
+    Status.DIVERGED: "yellow",
+    Status.NOT_LEARNING: "magenta",
+    Status.UNAVAILABLE: "dim",
+}
+STATUSES = tuple(s.value for s in Status)
+FAILING = tuple(s.value for s in Status if s.failing)
+
+
+def styled(status: str) -> str:
+    """Rich markup of a stored status text (unknown texts, e.g. from a newer schema, in white)."""
+    try:
+        return f"[{Status(status).style}]{status}[/]"
+    except ValueError:
+        return f"[white]{status}[/]"
