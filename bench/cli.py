@@ -18,7 +18,8 @@ from rich.table import Table
 
 import adapters
 from bench import compare, data, envinfo
-from bench.cli_run import adapter_list, add_run_options, cmd_run
+from bench.cli_ab import add_ab_options, cmd_ab
+from bench.cli_run import adapter_list, add_plan_options, add_run_options, cmd_plan, cmd_run
 from bench.errors import EXIT_BAD_INPUT, EXIT_CASE_FAILED, EXIT_OK, BenchInputError
 from bench.matrix import MATRICES
 from bench.report import compare_markdown, compare_table, print_reference, print_run
@@ -40,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a benchmark matrix, one process per case")
     add_run_options(run)
+
+    plan = sub.add_parser("plan", help="what `run` would start, without starting it (a dry run; --format json for tools)")
+    add_plan_options(plan)
+
+    ab = sub.add_parser("ab", help="gate: two versions (revisions or environments) measured side by side in one job")
+    add_ab_options(ab)
 
     sub.add_parser("list", help="matrices, adapters and datasets, and which are usable here")
 
@@ -80,8 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("--name", required=True, help="baseline name, e.g. ci-cpu")
     base.add_argument("--root", default=str(BASELINES), help=f"where baselines live (default: {BASELINES})")
 
-    show = sub.add_parser("show", help="print the table of a saved run")
+    exp = sub.add_parser("export", help="a run's step times for CI dashboards (pytest-benchmark, github-action-benchmark)")
+    exp.add_argument("path", help="run directory, results.parquet or results.csv")
+    exp.add_argument("--format", required=True, choices=("pytest-benchmark", "github-action-benchmark"))
+    exp.add_argument("-o", "--output", help="file to write (default: standard output)")
+
+    show = sub.add_parser("show", help="print a saved run: the comparison view (--long: every case and column)")
     show.add_argument("path", help="run directory, results.parquet or results.csv")
+    show.add_argument("--long", action="store_true", help="the full per-case table instead of the comparison view")
+    show.add_argument("--columns", type=lambda t: tuple(c.strip() for c in t.split(",") if c.strip()),
+                      help="the per-case table with these result columns, e.g. case_id,step_time_ms_median,kernel_path")
+
+    rep = sub.add_parser("report", help="one self-contained HTML page with charts of a run (two runs: also compared)")
+    rep.add_argument("runs", nargs="+", metavar="RUN", help="one run, or two (the second is compared with the first)")
+    rep.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default: report.html)")
     return parser
 
 
@@ -195,10 +214,45 @@ def cmd_baseline(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def cmd_show(args: argparse.Namespace, console: Console) -> int:
+def cmd_export(args: argparse.Namespace, console: Console) -> int:
+    import json
+
+    from bench.export import export
+    from bench.results import atomic_write_bytes
+
     df, meta = load_results(args.path)
-    print_run(df, console, title=f"rnnbench {meta.get('matrix', '')} {meta.get('run_id', args.path)}")
+    text = json.dumps(export(df, meta, args.format), indent=2, default=str) + "\n"
+    if args.output:
+        atomic_write_bytes(Path(args.output), text.encode())
+        Console(stderr=True).print(f"wrote {args.output} ({args.format})")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace, console: Console) -> int:
+    from bench.report import columns_table
+    from bench.view import print_view
+
+    df, meta = load_results(args.path)
+    title = f"rnnbench {meta.get('matrix', '')} {meta.get('run_id', args.path)}"
+    if args.columns:
+        console.print(columns_table(df, args.columns, title))
+    elif args.long:
+        print_run(df, console, title=title)
+    else:
+        print_view(df, console, title=title)
     print_reference(df, console)
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from bench.report_command import write_report
+
+    if len(args.runs) > 2:
+        raise BenchInputError(f"report takes one run or two (the second compared with the first), not {len(args.runs)}")
+    path, charts = write_report([Path(r) for r in args.runs], Path(args.output))
+    console.print(f"wrote {path} ({path.stat().st_size / 1024:.0f} kB, {charts} charts)")
     return EXIT_OK
 
 
@@ -216,12 +270,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args, console)
+        if args.command == "ab":
+            return cmd_ab(args, console)
+        if args.command == "plan":
+            return cmd_plan(args, console)
         if args.command == "list":
             return cmd_list(console)
         if args.command == "compare":
             return cmd_compare(args, console)
         if args.command == "parity":
             return cmd_parity(args, console)
+        if args.command == "report":
+            return cmd_report(args, console)
+        if args.command == "export":
+            return cmd_export(args, console)
         if args.command == "baseline":
             return cmd_baseline(args, console)
         return cmd_show(args, console)

@@ -121,6 +121,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    "disturb each other); GPU cases always get a GPU each")
     p.add_argument("--out", default="results", help="results root; the run goes to OUT/runs/RUN_ID (default: results)")
     p.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run: skip cases it already recorded")
+    p.add_argument("--report", action="store_true",
+                   help="also write report.html (charts, self-contained) next to the results")
     p.add_argument("--quiet", action="store_true", help="no progress display")
 
 
@@ -233,10 +235,11 @@ def make_executor(args: argparse.Namespace):
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from bench.progress import RunProgress
-    from bench.report import print_reference, print_run
+    from bench.report import print_reference, problems_table
     from bench.results import read_records, records_problems
     from bench.runner import missing_cases, run_cases, write_plan
     from bench.status import FAILING
+    from bench.view import print_view
 
     plan = prepare_run(args)
     executor = make_executor(args)  # connects to (or starts) Ray before anything is written
@@ -277,14 +280,71 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                            target_accuracy=plan.target_accuracy)
     finally:
         executor.close()
-    print_run(df, console, title=f"rnnbench {meta['matrix']} on {plan.source.name} ({run_dir.name})")
+    print_view(df, console, title=f"rnnbench {meta['matrix']} on {plan.source.name} ({run_dir.name})")
+    problems = problems_table(df)
+    if problems is not None:
+        console.print(problems)
     print_reference(df, console)
     for problem in records_problems(run_dir):
         console.print(f"[bold yellow]warning: {problem}[/]")
-    console.print(f"saved: {run_dir / 'results.parquet'}, results.csv, meta.json")
+    console.print(f"saved: {run_dir / 'results.parquet'}, results.csv, meta.json; every column: "
+                  f"python -m bench show {run_dir} --long")
+    if args.report:
+        from bench.report_command import write_report
+
+        path, charts = write_report([run_dir], run_dir / "report.html")
+        console.print(f"report: {path} ({charts} charts)")
     missing = missing_cases(plan.cases, plan.repeat, df)
     if missing:
         console.print(f"[bold red]{len(missing)} planned case(s) have no record: {', '.join(missing)}; "
                       f"finish them with --resume {run_dir}[/]")
         return EXIT_CASE_FAILED
     return EXIT_CASE_FAILED if df["status"].isin(FAILING).any() else EXIT_OK
+
+
+def add_plan_options(p: argparse.ArgumentParser) -> None:
+    add_case_options(p)
+    p.add_argument("--repeat", type=positive_int, default=1, metavar="K", help="processes per case (default: 1)")
+    p.add_argument("--format", choices=("table", "json"), default="table",
+                   help="table: the cases a run would start; json: the jobs themselves (what `bench ab` reads)")
+
+
+def cmd_plan(args: argparse.Namespace, console: Console) -> int:
+    """What `run` would do with these options, without doing it: a dry run, and `bench ab`'s interface
+    to another checkout (each side plans its own jobs with its own code)."""
+    import json
+
+    from rich.table import Table
+
+    from bench.jobs import CaseJob, case_job
+    from bench.runner import planned_keys
+    from bench.worker import PROTOCOL
+
+    args.resume, args.out = None, "results"
+    plan = prepare_run(args)
+    jobs = [case_job(CaseJob(c, plan.source, plan.threads, "plan", r, None, plan.target_accuracy), plan.timeout_s)
+            for c, r in planned_keys(plan.cases, plan.repeat)]
+    usable = {a: adapters.availability(a) for a in dict.fromkeys(c.adapter for c in plan.cases)}
+    if args.format == "json":
+        print(json.dumps({
+            "protocol": PROTOCOL,
+            "matrix": plan.meta["matrix"],
+            "notices": plan.meta["notices"],
+            "source": plan.source.to_dict(),
+            "adapters": {a: {"usable": ok, "why": why} for a, (ok, why) in usable.items()},
+            "jobs": [j.to_dict() for j in jobs],
+        }))
+        return EXIT_OK
+    table = Table(title=f"plan: matrix {plan.meta['matrix']}, {len(jobs)} processes, dataset {plan.source.name}, "
+                  f"{plan.threads} threads, {plan.timeout_s:g} s limit each", header_style="bold")
+    for col in ("case", "steps", "epochs", "lr", "usable here"):
+        table.add_column(col, justify="right" if col in ("steps", "epochs", "lr") else "left")
+    for c in plan.cases:
+        ok, why = usable[c.adapter]
+        steps = c.train.planned_steps(data.TRAIN_SIZES[c.dataset])
+        table.add_row(c.case_id, f"{steps:,}", str(c.train.epochs), f"{c.train.learning_rate:g}",
+                      "[green]yes[/]" if ok else f"[red]no[/] ({why})")
+    console.print(table)
+    for notice in plan.meta["notices"]:
+        console.print(f"[yellow]note: {notice}[/]")
+    return EXIT_OK

@@ -1,17 +1,25 @@
 """Baseline vs current: a noise-aware regression gate for CI.
 
 A step-time change is called a regression only when it is larger than the threshold AND
-statistically significant (Mann-Whitney U on the raw per-step times), and neither side is too
-noisy to judge (CV above a limit gives `inconclusive`). The ratio of medians comes with a
-bootstrap confidence interval. Scalar fields (throughput, accuracy, memory) have one number per
-run, so for them only the threshold applies.
+statistically significant, and neither side is too noisy to judge (CV above a limit gives
+`inconclusive`). Two methods, named in every result:
+
+- between processes (bench/process_stats.py), when both runs hold K >= 3 processes of the case
+  (`run --repeat K`): the ratio of the medians of process medians, a hierarchical bootstrap interval
+  and Welch's t-test on log process medians. This is the method that sees small changes reliably.
+- within one process (the fallback): Mann-Whitney U on the raw per-step times and a bootstrap
+  interval of the ratio of medians. Steps of one process are not independent samples of the code's
+  speed, so this method needs a large threshold (the default 25%) to stay quiet across processes.
+
+Scalar fields (throughput, accuracy, memory) are judged by the threshold alone, on the median over
+a case's processes. For two versions measured side by side in one job, use `bench ab`.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -34,8 +42,10 @@ DEFAULT_FAIL = "step_time_ms_median:25%"
 DEFAULT_ALPHA = 0.01
 DEFAULT_CV_LIMIT = 0.25
 BOOTSTRAP_RESAMPLES = 2000
+MIN_PROCESSES = 3  # per side, for the between-process method
 VERDICTS = ("regression", "missing", "inconclusive", "improvement", "unchanged", "new")
 FAILING = ("regression", "missing")
+WITHIN = "Mann-Whitney U on the timed steps"
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,7 @@ class Comparison:
     ci_high: float | None = None
     p_value: float | None = None
     note: str = ""
+    method: str = ""  # how the step-time verdict was reached
 
 
 def timed_steps(row: pd.Series, scale: float = 1.0) -> np.ndarray:
@@ -97,6 +108,18 @@ def cv(x: np.ndarray) -> float:
     return float(np.std(x) / np.mean(x)) if x.size and np.mean(x) > 0 else math.inf
 
 
+def verdict(ratio: float, p: float, noise: float, pct: float, alpha: float, cv_limit: float) -> tuple[str, str]:
+    """(verdict, note) of a step-time ratio: beyond the threshold and significant, or not."""
+    if noise > cv_limit:
+        return "inconclusive", f"too noisy to decide: CV {noise:.2f} > {cv_limit:.2f}"
+    limit = pct / 100
+    if ratio > 1 + limit and p < alpha:
+        return "regression", ""
+    if ratio < 1 - limit and p < alpha:
+        return "improvement", ""
+    return "unchanged", ""
+
+
 def compare_step_times(
     case_id: str,
     base: np.ndarray,
@@ -105,39 +128,33 @@ def compare_step_times(
     alpha: float = DEFAULT_ALPHA,
     cv_limit: float = DEFAULT_CV_LIMIT,
 ) -> Comparison:
-    """Verdict on two samples of step times (already past warm-up)."""
+    """Verdict on two samples of step times (already past warm-up), within processes."""
     from scipy.stats import mannwhitneyu
 
     field = "step_time_ms_median"
     if base.size < 5 or cur.size < 5:
-        return Comparison(case_id, field, "inconclusive", note=f"too few timed steps ({base.size} vs {cur.size}; need 5 each)")
+        return Comparison(case_id, field, "inconclusive", note=f"too few timed steps ({base.size} vs {cur.size}; need 5 each)",
+                          method=WITHIN)
     bm, cm = float(np.median(base)), float(np.median(cur))
     ratio = cm / bm
     lo, hi = bootstrap_ratio_ci(base, cur)
     p = float(mannwhitneyu(cur, base, alternative="two-sided").pvalue)
-    noisy = max(cv(base), cv(cur))
-    if noisy > cv_limit:
-        return Comparison(
-            case_id,
-            field,
-            "inconclusive",
-            bm,
-            cm,
-            ratio,
-            lo,
-            hi,
-            p,
-            f"too noisy to decide: CV {noisy:.2f} > {cv_limit:.2f}",
-        )
-    limit = pct / 100
-    significant = p < alpha
-    if ratio > 1 + limit and significant:
-        verdict = "regression"
-    elif ratio < 1 - limit and significant:
-        verdict = "improvement"
-    else:
-        verdict = "unchanged"
-    return Comparison(case_id, field, verdict, bm, cm, ratio, lo, hi, p)
+    v, note = verdict(ratio, p, max(cv(base), cv(cur)), pct, alpha, cv_limit)
+    return Comparison(case_id, field, v, bm, cm, ratio, lo, hi, p, note, WITHIN)
+
+
+def compare_process_steps(case_id: str, base: list[np.ndarray], cur: list[np.ndarray], pct: float, paired: bool,
+                          alpha: float = DEFAULT_ALPHA, cv_limit: float = DEFAULT_CV_LIMIT) -> Comparison:
+    """Verdict on two sides given as the timed steps of each of their processes."""
+    from bench.process_stats import compare_processes, process_medians
+
+    too_short = [s.size for s in base + cur if s.size < 3]
+    if too_short:
+        return Comparison(case_id, "step_time_ms_median", "inconclusive", note="a process has fewer than 3 timed steps")
+    r = compare_processes(base, cur, paired)
+    v, note = verdict(r.ratio, r.p_value, max(r.base_cv, r.cur_cv), pct, alpha, cv_limit)
+    return Comparison(case_id, "step_time_ms_median", v, float(np.median(process_medians(base))),
+                      float(np.median(process_medians(cur))), r.ratio, r.ci_low, r.ci_high, r.p_value, note, r.method)
 
 
 def compare_scalar(case_id: str, field: str, base: Any, cur: Any, pct: float) -> Comparison:
@@ -169,42 +186,51 @@ def compare_runs(
     alpha: float = DEFAULT_ALPHA,
     cv_limit: float = DEFAULT_CV_LIMIT,
 ) -> list[Comparison]:
-    """Every case present in either run, against every threshold."""
+    """Every case present in either run, against every threshold (a case's rows are its processes)."""
     bscale, cscale = _scale(base_meta, normalize, "baseline"), _scale(cur_meta, normalize, "current")
-    b_rows = {r["case_id"]: r for _, r in base.iterrows()}
-    c_rows = {r["case_id"]: r for _, r in cur.iterrows()}
+    b_groups = {k: g for k, g in base.groupby("case_id", sort=False)}
+    c_groups = {k: g for k, g in cur.groupby("case_id", sort=False)}
     out: list[Comparison] = []
-    for case_id in list(b_rows) + [c for c in c_rows if c not in b_rows]:
-        b, c = b_rows.get(case_id), c_rows.get(case_id)
+    for case_id in list(b_groups) + [c for c in c_groups if c not in b_groups]:
+        b, c = b_groups.get(case_id), c_groups.get(case_id)
         if c is None:
             out.append(Comparison(case_id, "-", "missing", note="not in current run"))
             continue
         if b is None:
             out.append(Comparison(case_id, "-", "new", note="not in baseline"))
             continue
-        if b["status"] == "ok" and c["status"] != "ok":
-            out.append(
-                Comparison(case_id, "status", "regression", note=f"ok in baseline, {c['status']} now")
-            )
+        b_status, c_status = _case_status(b), _case_status(c)
+        if b_status == "ok" and c_status != "ok":
+            out.append(Comparison(case_id, "status", "regression", note=f"ok in baseline, {c_status} now"))
             continue
-        if c["status"] != "ok":
-            out.append(
-                Comparison(case_id, "status", "inconclusive", note=f"{b['status']} in baseline, {c['status']} now")
-            )
+        if c_status != "ok":
+            out.append(Comparison(case_id, "status", "inconclusive", note=f"{b_status} in baseline, {c_status} now"))
             continue
-        if b["status"] != "ok":
-            out.append(
-                Comparison(case_id, "status", "improvement", note=f"{b['status']} in baseline, ok now")
-            )
+        if b_status != "ok":
+            out.append(Comparison(case_id, "status", "improvement", note=f"{b_status} in baseline, ok now"))
             continue
         for t in thresholds:
-            if t.field == "step_time_ms_median":
-                out.append(
-                    compare_step_times(case_id, timed_steps(b, bscale), timed_steps(c, cscale), t.pct, alpha, cv_limit)
-                )
-            else:
-                out.append(compare_scalar(case_id, t.field, b[t.field], c[t.field], t.pct))
+            if t.field != "step_time_ms_median":
+                out.append(compare_scalar(case_id, t.field, b[t.field].median(), c[t.field].median(), t.pct))
+                continue
+            b_steps = [timed_steps(r, bscale) for _, r in b.iterrows()]
+            c_steps = [timed_steps(r, cscale) for _, r in c.iterrows()]
+            if len(b_steps) >= MIN_PROCESSES and len(c_steps) >= MIN_PROCESSES:
+                out.append(compare_process_steps(case_id, b_steps, c_steps, t.pct, False, alpha, cv_limit))
+            else:  # one process (or two) per side: the steps, pooled
+                res = compare_step_times(case_id, np.concatenate(b_steps), np.concatenate(c_steps), t.pct, alpha,
+                                         cv_limit)
+                if len(b_steps) > 1 or len(c_steps) > 1:
+                    res = replace(res, method=f"{WITHIN}, pooled over {len(b_steps)} vs {len(c_steps)} processes "
+                                  f"(between-process statistics need {MIN_PROCESSES} a side)")
+                out.append(res)
     return out
+
+
+def _case_status(rows: pd.DataFrame) -> str:
+    """A case is ok when every one of its processes is; else the first other status."""
+    bad = [s for s in rows["status"] if s != "ok"]
+    return bad[0] if bad else "ok"
 
 
 def environment_differences(base_meta: dict, cur_meta: dict) -> list[str]:

@@ -75,6 +75,30 @@ def run_table(df: pd.DataFrame, title: str = "rnnbench results") -> Table:
     return table
 
 
+def columns_table(df: pd.DataFrame, columns: tuple[str, ...], title: str) -> Table:
+    """The per-case table with the columns a user named (`show --columns`)."""
+    from bench.errors import BenchInputError
+
+    unknown = [c for c in columns if c not in df.columns]
+    if unknown:
+        raise BenchInputError(f"--columns: unknown column(s) {', '.join(map(repr, unknown))}; the columns are listed "
+                              "in the README (Results), e.g. case_id, step_time_ms_median, test_accuracy, kernel_path")
+    table = Table(title=title, header_style="bold")
+    for c in columns:
+        table.add_column(c, justify="right" if pd.api.types.is_numeric_dtype(df[c]) else "left", no_wrap=True)
+    for _, r in df.iterrows():
+        table.add_row(*(styled(r[c]) if c == "status" else _cell_text(r[c]) for c in columns))
+    return table
+
+
+def _cell_text(v: Any) -> str:
+    if isinstance(v, float):
+        return _num(v, ".4g")
+    if isinstance(v, (tuple, list)):
+        return f"[{len(v)} values]"
+    return "-" if v is None or v is pd.NA else str(v)
+
+
 def problems_table(df: pd.DataFrame) -> Table | None:
     """Cases that did not finish ok, with the last line of their error."""
     bad = df[df["status"] != Status.OK]
@@ -133,8 +157,65 @@ def _ratio_cells(c) -> tuple[str, str, str]:
     return ratio, interval, p
 
 
+def short_case_ids(ids: list[str]) -> dict[str, str]:
+    """Case ids without the parts every id shares (dataset, seed, batch in a typical gate), so tables
+    of cases fit the terminal; the full ids stay in the JSON output and the saved files."""
+    parts = [i.split("/") for i in ids]
+    n = min((len(p) for p in parts), default=0)
+    keep = [j for j in range(n) if len({p[j] for p in parts}) > 1 or j < 2]
+    return {i: "/".join([p[j] for j in keep] + p[n:]) for i, p in zip(ids, parts, strict=True)}
+
+
+def _methods_caption(results) -> str | None:
+    methods = sorted({c.method for c in results if c.method})
+    return "step time: " + "; ".join(methods) if methods else None
+
+
+def ab_table(results, title: str, compact: bool = False) -> Table:
+    """`bench ab`'s verdicts: one row per case (compact: while rounds are still running)."""
+    table = Table(title=title, header_style="bold", caption=None if compact else _methods_caption(results))
+    names = ("case", "ratio", "95% CI", "p", "verdict") if compact else \
+        ("case", "base ms", "head ms", "ratio", "95% CI", "p", "verdict", "note")
+    for name in names:
+        table.add_column(name, justify="right" if name in ("base ms", "head ms", "ratio", "p") else "left",
+                         no_wrap=name != "note")
+    short = short_case_ids([c.case_id for c in results])
+    for c in results:
+        ratio, interval, p = _ratio_cells(c)
+        verdict = f"[{VERDICT_STYLE.get(c.verdict, 'white')}]{c.verdict}[/]"
+        if compact:
+            table.add_row(short[c.case_id], ratio, interval, p, verdict)
+        else:
+            table.add_row(short[c.case_id], _num(c.baseline, ".2f"), _num(c.current, ".2f"), ratio, interval, p,
+                          verdict, c.note)
+    return table
+
+
+def ab_markdown(results, sides, rounds: int, pct: float, dropped: list[str]) -> str:
+    """`bench ab` as a pull-request comment."""
+    lines = [
+        f"**rnnbench ab**: base `{sides['base'].label}` vs head `{sides['head'].label}`, {rounds} interleaved rounds; "
+        f"a regression is a step-time ratio above {1 + pct / 100:.2f} that is significant.",
+        "",
+        "| case | base ms | head ms | ratio | 95% CI | p | verdict |",
+        "|---|---:|---:|---:|---|---:|---|",
+    ]
+    for c in results:
+        ratio, interval, p = _ratio_cells(c)
+        verdict = f"**{c.verdict}**" if c.verdict in ("regression", "missing") else c.verdict
+        note = f" ({c.note})" if c.note else ""
+        lines.append(f"| `{c.case_id}` | {_num(c.baseline, '.2f')} | {_num(c.current, '.2f')} | {ratio} | {interval} "
+                     f"| {p} | {verdict}{note} |")
+    caption = _methods_caption(results)
+    if caption:
+        lines += ["", caption]
+    if dropped:
+        lines += ["", "Only in base (not gated): " + ", ".join(f"`{k}`" for k in dropped)]
+    return "\n".join(lines)
+
+
 def compare_table(results, title: str = "baseline vs current") -> Table:
-    table = Table(title=title, header_style="bold")
+    table = Table(title=title, header_style="bold", caption=_methods_caption(results))
     for name in ("case", "field", "baseline", "current", "ratio", "95% CI", "p", "verdict", "note"):
         table.add_column(name, justify="right" if name in ("baseline", "current", "ratio", "p") else "left")
     for c in results:
@@ -168,6 +249,9 @@ def compare_markdown(results, env_diffs: list[str]) -> str:
             f"| `{c.case_id}` | {c.field} | {_num(c.baseline, '.3f')} | {_num(c.current, '.3f')} | {ratio} "
             f"| {interval} | {p} | {verdict}{note} |"
         )
+    caption = _methods_caption(results)
+    if caption:
+        lines += ["", caption]
     if env_diffs:
         lines += ["", "Environments differ: " + "; ".join(env_diffs)]
     return "\n".join(lines)

@@ -255,11 +255,19 @@ def replay(job_file: str) -> int:
     return subprocess.run([sys.executable, "-m", "bench.worker"], input=json.dumps(job), text=True, env=env).returncode
 
 
+def pin_cpus() -> None:
+    """Run on the CPUs RNNBENCH_CPUS names (e.g. "1" or "0,1"), set before any library starts threads."""
+    cpus = os.environ.get("RNNBENCH_CPUS")
+    if cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--replay"] and len(argv) == 2:
         return replay(argv[1])
     # Any other arguments only name the job for `ps` (the executor passes --job KEY).
     die_with_parent()
+    pin_cpus()
     job = json.loads(sys.stdin.read())
     channel = Channel()
     result = WORKERS[job["kind"]](job["payload"], lambda body: channel.send("progress", body))
