@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from bench import compare
@@ -132,9 +133,9 @@ def cmd_ab(args: argparse.Namespace, console: Console) -> int:
         cpus = args.cpus or _cpu_list(",".join(map(str, sorted(__import__("os").sched_getaffinity(0)))))
         how = "one at a time" if args.schedule == "sequential" else \
             f"in pairs pinned to a core, {len(cpus)} pair(s) at a time on cores {','.join(map(str, cpus))}"
-        err.print(f"ab {ab_id}: base = {sides['base'].label} [{sides['base'].python}], head = {sides['head'].label} "
-                  f"[{sides['head'].python}]; {len(cases)} cases x {args.rounds} rounds x 2 sides = {total} processes, "
-                  f"{how}")
+        err.print(escape(f"ab {ab_id}: base = {sides['base'].label} ({sides['base'].python}), head = "
+                         f"{sides['head'].label} ({sides['head'].python}); {len(cases)} cases x {args.rounds} rounds x 2 "
+                         f"sides = {total} processes, {how}"))
         progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
                             TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err,
                             disable=args.quiet)
@@ -171,9 +172,9 @@ def cmd_ab(args: argparse.Namespace, console: Console) -> int:
         console.print(ab_table(results, f"{sides['base'].label} -> {sides['head'].label}: {args.rounds} rounds "
                                f"({args.schedule}), regression above +{threshold.pct:g}% at p < {args.alpha:g}"))
         for k in dropped:
-            console.print(f"[dim]dropped: {k} (only base plans it; head's matrix no longer has it)[/]")
+            console.print(f"[dim]dropped: {escape(k)} (only base plans it; head's matrix no longer has it)[/]")
         console.print("[bold red]gate failed[/]" if failed else "[green]gate passed[/]")
-        console.print(f"raw data: {path}")
+        console.print(f"raw data: {escape(str(path))}")
     return EXIT_CASE_FAILED if failed else EXIT_OK
 
 
