@@ -42,7 +42,7 @@ import numpy as np
 from bench.compare import Comparison, compare_process_steps
 from bench.errors import BenchInputError
 from bench.executor import REPO_ROOT, LocalProcessExecutor
-from bench.jobs import Job
+from bench.jobs import BARRIER_VAR, Job
 from bench.status import Status
 from bench.worker import PROTOCOL
 
@@ -176,7 +176,9 @@ def schedule(rounds: int, n_cases: int) -> list[tuple[int, int, str]]:
 
 def _job(case: AbCase, side: str, r: int, ab_id: str, cpu: int | None) -> Job:
     job = getattr(case, side).job
-    env = {**job.env, **({CPUS_VAR: str(cpu)} if cpu is not None else {})}
+    # A pair: pinned to one core, and held at the start barrier until both are built, so neither
+    # trains alone while the other is still importing its framework.
+    env = {**job.env, **({CPUS_VAR: str(cpu), BARRIER_VAR: "1"} if cpu is not None else {})}
     return Job(job.kind, f"{job.key}#{side}{r}", {**job.payload, "run_id": f"{ab_id}-{side}", "repeat": r}, env,
                job.timeout_s, job.device)
 
@@ -213,11 +215,11 @@ def run_ab(sides: dict[str, Side], cases: list[AbCase], rounds: int, ab_id: str,
         while pending or running:
             while pending and free:  # a pair per free core: base and head together, pinned to it
                 (r, i), cpu = pending.pop(0), free.pop(0)
-                for side in ("base", "head"):
-                    running[executors[side].submit(_job(cases[i], side, r, ab_id, cpu))] = (r, i, side, cpu)
+                _start_pair(executors, cases[i], r, i, ab_id, cpu, running)
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in finished:
-                r, i, side, cpu = running.pop(future)
+                r, i, side, cpu, pair = running.pop(future)
+                pair.ended(side)
                 done(r, i, side, future.result())
                 if not any(v[:2] == (r, i) for v in running.values()):
                     free.append(cpu)  # both processes of the pair are done: the core is free
@@ -225,6 +227,44 @@ def run_ab(sides: dict[str, Side], cases: list[AbCase], rounds: int, ab_id: str,
         for ex in executors.values():
             ex.cancel_all()
         raise
+
+
+class _Pair:
+    """The start barrier of a pair: both released once both are built, or the survivor at once
+    when its partner ended early (a crash must not leave the other waiting)."""
+
+    def __init__(self, executors: dict) -> None:
+        import threading
+
+        self.executors, self.futures, self.ready = executors, {}, set()
+        self.lock = threading.Lock()
+
+    def is_ready(self, side: str) -> None:
+        with self.lock:
+            self.ready.add(side)
+        self.release_if_ready()
+
+    def release_if_ready(self) -> None:
+        with self.lock:
+            go = self.ready == {"base", "head"} and len(self.futures) == 2
+        if go:
+            for s, f in self.futures.items():
+                self.executors[s].release(f)
+
+    def ended(self, side: str) -> None:
+        for s, f in self.futures.items():
+            if s != side:
+                self.executors[s].release(f)
+
+
+def _start_pair(executors: dict, case: AbCase, r: int, i: int, ab_id: str, cpu: int, running: dict) -> None:
+    pair = _Pair(executors)
+    order = ("base", "head") if (r + i) % 2 == 0 else ("head", "base")  # who is started first alternates
+    for side in order:
+        future = executors[side].submit(_job(case, side, r, ab_id, cpu), on_ready=lambda s=side: pair.is_ready(s))
+        pair.futures[side] = future
+        running[future] = (r, i, side, cpu, pair)
+    pair.release_if_ready()  # in case both were ready before the second future was known
 
 
 def judge(case: AbCase, pct: float, alpha: float, cv_limit: float) -> Comparison:

@@ -152,7 +152,7 @@ def compare_process_steps(case_id: str, base: list[np.ndarray], cur: list[np.nda
     if too_short:
         return Comparison(case_id, "step_time_ms_median", "inconclusive", note="a process has fewer than 3 timed steps")
     r = compare_processes(base, cur, paired)
-    v, note = verdict(r.ratio, r.p_value, max(r.base_cv, r.cur_cv), pct, alpha, cv_limit)
+    v, note = verdict(r.ratio, r.p_value, r.noise, pct, alpha, cv_limit)
     return Comparison(case_id, "step_time_ms_median", v, float(np.median(process_medians(base))),
                       float(np.median(process_medians(cur))), r.ratio, r.ci_low, r.ci_high, r.p_value, note, r.method)
 

@@ -24,11 +24,12 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Protocol
 
-from bench.jobs import PARENT_PID_VAR, RESULT_FD_VAR, Job, JobResult
+from bench.jobs import BARRIER_VAR, PARENT_PID_VAR, RESULT_FD_VAR, Job, JobResult
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOG_TAIL_BYTES = 4 << 20  # a case's log travels back as data: keep its last 4 MiB
 ProgressCallback = Callable[[dict[str, Any]], None]
+ReadyCallback = Callable[[], None]
 
 
 class Executor(Protocol):
@@ -63,6 +64,7 @@ class LocalProcessExecutor:
         self.root = Path(root or REPO_ROOT)
         self.parallel = parallel
         self._running: dict[int, subprocess.Popen] = {}
+        self._by_future: dict[Future, subprocess.Popen] = {}
         self._cancelled: set[int] = set()
         self._lock = threading.Lock()
 
@@ -77,7 +79,10 @@ class LocalProcessExecutor:
         env.pop(RESULT_FD_VAR, None)
         return env
 
-    def submit(self, job: Job, on_progress: ProgressCallback | None = None) -> Future[JobResult]:
+    def submit(self, job: Job, on_progress: ProgressCallback | None = None,
+               on_ready: ReadyCallback | None = None) -> Future[JobResult]:
+        """Start `job`. A job with RNNBENCH_START_BARRIER=1 in its env stops before its first training
+        step and calls `on_ready`; `release(future)` lets it train (`bench ab` starts a pair together)."""
         future: Future[JobResult] = Future()
         future.set_running_or_notify_cancel()
         read_fd, write_fd = os.pipe()
@@ -100,21 +105,36 @@ class LocalProcessExecutor:
         os.close(write_fd)
         with self._lock:
             self._running[proc.pid] = proc
+            self._by_future[future] = proc
         threading.Thread(
-            target=self._supervise, args=(job, proc, read_fd, log, t0, future, on_progress),
+            target=self._supervise, args=(job, proc, read_fd, log, t0, future, on_progress, on_ready),
             name=f"job-{job.key}", daemon=True,
         ).start()
         return future
 
+    def release(self, future: Future) -> None:
+        """Let a job waiting at its start barrier begin training (a no-op once it has ended)."""
+        with self._lock:
+            proc = self._by_future.get(future)
+        if proc is None:
+            return
+        try:
+            proc.stdin.write(b"go\n")
+            proc.stdin.close()
+        except (OSError, ValueError):  # it ended, or was released already
+            pass
+
     def _supervise(self, job: Job, proc: subprocess.Popen, read_fd: int, log, t0: float,
-                   future: Future, on_progress: ProgressCallback | None) -> None:
-        messages = _MessageReader(read_fd, on_progress)
+                   future: Future, on_progress: ProgressCallback | None, on_ready: ReadyCallback | None) -> None:
+        messages = _MessageReader(read_fd, on_progress, on_ready)
         reader = threading.Thread(target=messages.run, name=f"job-{job.key}-messages", daemon=True)
         reader.start()
         timed_out = False
         try:
-            proc.stdin.write(json.dumps(job.to_dict()).encode())
-            proc.stdin.close()
+            proc.stdin.write(json.dumps(job.to_dict()).encode() + b"\n")
+            proc.stdin.flush()
+            if job.env.get(BARRIER_VAR) != "1":
+                proc.stdin.close()
         except OSError:  # the process died before reading its job; its exit code says more
             pass
         try:
@@ -127,6 +147,7 @@ class LocalProcessExecutor:
         reader.join(timeout=5)
         with self._lock:
             self._running.pop(proc.pid, None)
+            self._by_future.pop(future, None)
             cancelled = proc.pid in self._cancelled
         future.set_result(JobResult(
             payload=None if timed_out else messages.result,
@@ -157,8 +178,8 @@ class _MessageReader:
     descriptor must not keep the job open).
     """
 
-    def __init__(self, fd: int, on_progress: ProgressCallback | None) -> None:
-        self.fd, self.on_progress = fd, on_progress
+    def __init__(self, fd: int, on_progress: ProgressCallback | None, on_ready: ReadyCallback | None = None) -> None:
+        self.fd, self.on_progress, self.on_ready = fd, on_progress, on_ready
         self.result: dict[str, Any] | None = None
         self._done = threading.Event()
         self._buffer = b""
@@ -188,6 +209,8 @@ class _MessageReader:
             return
         if "result" in message:
             self.result = message["result"]
+        elif "ready" in message and self.on_ready is not None:
+            self.on_ready()
         elif "progress" in message and self.on_progress is not None:
             try:
                 self.on_progress(message["progress"])

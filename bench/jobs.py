@@ -19,6 +19,7 @@ from bench.specs import Case
 JOB_KINDS = ("case", "parity")
 RESULT_FD_VAR = "RNNBENCH_RESULT_FD"  # the worker writes its messages (progress, result) to this fd
 PARENT_PID_VAR = "RNNBENCH_PARENT_PID"  # the worker dies with this process (bench/worker.py)
+BARRIER_VAR = "RNNBENCH_START_BARRIER"  # "1": wait for "go" on stdin before the first training step
 
 
 @dataclass(frozen=True)

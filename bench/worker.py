@@ -28,11 +28,11 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from bench.jobs import PARENT_PID_VAR, RESULT_FD_VAR, CaseJob
+from bench.jobs import BARRIER_VAR, PARENT_PID_VAR, RESULT_FD_VAR, CaseJob
 from bench.status import Status
 
 ERROR_TAIL_LINES = 12
-PROTOCOL = 2  # job on stdin, messages on RNNBENCH_RESULT_FD; `bench ab` checks both sides speak it
+PROTOCOL = 3  # 2: job on stdin, messages on RNNBENCH_RESULT_FD; 3: the job is one line, start barrier
 
 
 def error_tail(text: str, lines: int = ERROR_TAIL_LINES) -> str:
@@ -70,8 +70,10 @@ def _gpu_fields(sampler: Any, adapter: Any, fit_window: tuple, steps: int, steps
     }
 
 
-def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None) -> dict[str, Any]:
-    """Train and evaluate one case; return the measured columns of its Record."""
+def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
+                 ready: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Train and evaluate one case; return the measured columns of its Record. `ready` is called
+    once the model is built, right before training (the start barrier of `bench ab`'s pairs)."""
     import adapters
     from bench.batching import BatchPlan
     from bench.canonical import init_weights
@@ -111,6 +113,8 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None) -
             weights_before = adapter.weight_arrays(model)
             if data.has_labels:  # random labels have no accuracy worth a curve
                 hooks.evaluate = lambda: test_accuracy(adapter, model, data.x_test, data.y_test, train.eval_batch_size)
+            if ready is not None:
+                ready()
             start = sampler.mark() if sampler else None
             t0 = time.perf_counter()
             fit = adapter.fit(model, data, train, plan, timer)
@@ -185,14 +189,15 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None) -
     return measured
 
 
-def run_case(payload: dict[str, Any], progress: Callable[[dict], None] | None = None) -> dict[str, Any]:
+def run_case(payload: dict[str, Any], progress: Callable[[dict], None] | None = None,
+             ready: Callable[[], None] | None = None) -> dict[str, Any]:
     """A `case` job: its Record, built and checked against the schema here, in the case's process,
     so a measurement the schema does not know fails this case (as a row), never the whole run."""
     from bench.results import Record
 
     job = CaseJob.from_payload(payload)
     record = Record.for_case(job.case, job.run_id, job.threads, job.repeat)
-    measured = measure_case(job, progress)
+    measured = measure_case(job, progress, ready)
     try:
         record = record.with_measurements(measured)
     except TypeError as exc:
@@ -200,7 +205,8 @@ def run_case(payload: dict[str, Any], progress: Callable[[dict], None] | None = 
     return {"record": record.to_row()}
 
 
-def _run_parity(payload: dict[str, Any], progress: Callable[[dict], None] | None = None) -> dict[str, Any]:
+def _run_parity(payload: dict[str, Any], progress: Callable[[dict], None] | None = None,
+                ready: Callable[[], None] | None = None) -> dict[str, Any]:
     from bench.parity import worker_run
 
     return worker_run(payload)
@@ -268,9 +274,19 @@ def main(argv: list[str]) -> int:
     # Any other arguments only name the job for `ps` (the executor passes --job KEY).
     die_with_parent()
     pin_cpus()
-    job = json.loads(sys.stdin.read())
+    first = sys.stdin.readline()  # the job is one line; stdin stays open for the start barrier
+    try:
+        job = json.loads(first)
+    except ValueError:  # a job file written over several lines
+        job = json.loads(first + sys.stdin.read())
     channel = Channel()
-    result = WORKERS[job["kind"]](job["payload"], lambda body: channel.send("progress", body))
+
+    def wait_for_go() -> None:
+        channel.send("ready", {})
+        sys.stdin.readline()  # "go", or end of file if the executor let go of it
+
+    ready = wait_for_go if os.environ.get(BARRIER_VAR) == "1" else None
+    result = WORKERS[job["kind"]](job["payload"], lambda body: channel.send("progress", body), ready)
     channel.send("result", result)
     return 0
 
