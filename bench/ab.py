@@ -108,11 +108,37 @@ def check_python(path: str, option: str) -> str:
     return exe
 
 
+def remove_stale_worktrees() -> list[str]:
+    """Worktrees an earlier `ab` left behind when it was killed outright (SIGKILL runs no cleanup):
+    each temporary directory names its owner's pid; those whose owner is gone are removed."""
+    out = _git("worktree", "list", "--porcelain").stdout
+    removed = []
+    for line in out.splitlines():
+        if not line.startswith("worktree ") or "rnnbench-ab-" not in line:
+            continue
+        path = Path(line.split(" ", 1)[1])
+        owner = path.parent / "owner.pid"
+        try:
+            pid = int(owner.read_text())
+            os.kill(pid, 0)
+            continue  # its ab is still running
+        except (OSError, ValueError):
+            pass
+        _git("worktree", "remove", "--force", str(path))
+        shutil.rmtree(path.parent, ignore_errors=True)
+        removed.append(str(path))
+    _git("worktree", "prune")
+    return removed
+
+
 @contextlib.contextmanager
 def worktrees() -> Iterator[Callable[[str, str], Path]]:
-    """Check revisions out into temporary worktrees; all are removed on exit, Ctrl-C included."""
+    """Check revisions out into temporary worktrees; all are removed on exit, Ctrl-C included (and
+    by the next `ab` if this one was killed outright)."""
+    remove_stale_worktrees()
     made: list[Path] = []
     tmp = Path(tempfile.mkdtemp(prefix="rnnbench-ab-"))
+    (tmp / "owner.pid").write_text(str(os.getpid()))
 
     def add(name: str, commit: str) -> Path:
         path = tmp / name

@@ -128,3 +128,19 @@ def test_ctrl_c_removes_the_worktrees_and_stops_every_process(tmp_path, fake_ada
     proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert _worktrees() == [] and workers_started_by(proc.pid) == []
+
+
+def test_worktrees_of_a_killed_ab_are_removed_by_the_next(tmp_path):
+    import tempfile
+
+    from bench.ab import remove_stale_worktrees
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    tmp = Path(tempfile.mkdtemp(prefix="rnnbench-ab-"))
+    (tmp / "owner.pid").write_text(str(dead.pid))
+    subprocess.run(["git", "worktree", "add", "--detach", str(tmp / "base"), "HEAD"], cwd=ROOT, check=True,
+                   capture_output=True)
+    assert len(_worktrees()) == 1
+    assert remove_stale_worktrees() == [str(tmp / "base")]
+    assert _worktrees() == [] and not tmp.exists()
