@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=compare.DEFAULT_CV_LIMIT,
         help=f"step-time CV above which a case is inconclusive (default {compare.DEFAULT_CV_LIMIT})",
     )
+    cmp.add_argument(
+        "--same-machine",
+        action="store_true",
+        help="step times from a different processor or GPU are not judged: their verdicts read inconclusive "
+        "(for a committed baseline that CI may meet on another machine type)",
+    )
     cmp.add_argument("--format", choices=("table", "markdown", "json"), default="table")
 
     par = sub.add_parser("parity", help="prove every adapter builds the same model: same weights -> same outputs")
@@ -145,6 +151,13 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
         base, cur, thresholds, base_meta, cur_meta, args.normalize, args.alpha, args.cv_limit
     )
     diffs = compare.environment_differences(base_meta, cur_meta)
+    machine = compare.machine_differences(base_meta, cur_meta)
+    if args.same_machine and machine:
+        results = compare.not_comparable(results, "; ".join(machine))
+    for name, df in (("baseline", base), ("current", cur)):
+        mixed = compare.mixed_machines(df)
+        if mixed:
+            diffs.append(f"the {name} run mixes machines ({mixed}): its step times are not comparable case to case")
     if args.format == "json":
         import json
 
@@ -159,7 +172,9 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     else:
         console.print(compare_table(results, f"{args.baseline} -> {args.current}"))
         for d in diffs:
-            console.print(f"[yellow]warning: environments differ: {d}[/]")
+            console.print(f"[yellow]warning: {d if d.startswith('the ') else 'environments differ: ' + d}[/]")
+        if args.same_machine and machine:
+            console.print("[yellow]--same-machine: step times come from different machines, so they are not judged[/]")
         failing = [r for r in results if r.verdict in compare.FAILING]
         console.print(
             f"[bold red]gate failed: {len(failing)} regression(s) or missing case(s)[/]"

@@ -252,5 +252,36 @@ def environment_differences(base_meta: dict, cur_meta: dict) -> list[str]:
     return diffs
 
 
+# What makes two step times comparable at all: the same processor and accelerators.
+MACHINE_KEYS = ("cpu_model", "cpu_cores")
+
+
+def machine_differences(base_meta: dict, cur_meta: dict) -> list[str]:
+    """The environment differences that make step times of the two runs incomparable."""
+    be, ce = (base_meta or {}).get("environment") or {}, (cur_meta or {}).get("environment") or {}
+    diffs = [f"{k}: {be.get(k)!r} -> {ce.get(k)!r}" for k in MACHINE_KEYS if be.get(k) != ce.get(k)]
+    bg, cg = ((e.get("gpu") or {}).get("gpus") or [] for e in (be, ce))
+    if [g.get("name") for g in bg] != [g.get("name") for g in cg]:
+        diffs.append(f"gpus: {[g.get('name') for g in bg]} -> {[g.get('name') for g in cg]}")
+    return diffs
+
+
+def mixed_machines(df: pd.DataFrame) -> str | None:
+    """Says which hosts and processors one run's cases ran on, when there is more than one."""
+    hosts = sorted(map(str, df["host"].dropna().unique())) if "host" in df else []
+    cpus = sorted(map(str, df["cpu_model"].dropna().unique())) if "cpu_model" in df else []
+    if len(hosts) > 1 or len(cpus) > 1:
+        return f"{', '.join(hosts)}; {', '.join(cpus)}"
+    return None
+
+
+def not_comparable(results: list[Comparison], reason: str) -> list[Comparison]:
+    """Timing verdicts of runs from different machines become `inconclusive` (accuracy still counts)."""
+    timing = {"step_time_ms_median", "throughput_samples_per_s"}
+    return [replace(r, verdict="inconclusive", note=f"other machine ({reason})")
+            if r.field in timing and r.verdict in ("regression", "improvement", "unchanged") else r
+            for r in results]
+
+
 def gate_failed(results: list[Comparison]) -> bool:
     return any(r.verdict in FAILING for r in results)

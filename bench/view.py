@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
+from bench.compare import mixed_machines
 from bench.status import Status
 from bench.timing import UNSTABLE_CV
 
@@ -224,11 +225,10 @@ def differences(df: pd.DataFrame) -> list[str]:
         if per.nunique() > 1:
             values = ", ".join(f"{a} {'/'.join(map(_fmt, v))}" for a, v in per.items())
             out.append(f"{name} differs between adapters ({values}); the same value everywhere: {option}")
-    hosts = df["host"].dropna().unique() if "host" in df else []
-    cpus = df["cpu_model"].dropna().unique() if "cpu_model" in df else []
-    if len(hosts) > 1 or len(cpus) > 1:
-        out.append(f"[bold yellow]this run mixes machines[/] ({', '.join(map(str, hosts))}; "
-                   f"{', '.join(map(str, cpus))}): step times of cases from different machines are not comparable")
+    machines = mixed_machines(df)
+    if machines:
+        out.append(f"[bold yellow]this run mixes machines[/] ({machines}): step times of cases from different "
+                   "machines are not comparable")
     return out
 
 

@@ -162,6 +162,37 @@ def test_cli_exit_codes_match_the_done_criteria(tmp_path, capsys):
     assert "| verdict |" in md and md.count("**regression**") == 3
 
 
+def test_same_machine_turns_timing_verdicts_from_another_machine_inconclusive(tmp_path, capsys):
+    base_df = frame({"rnn": samples(0), "gru": samples(1)}, test_accuracy=0.9)
+    slow = base_df.assign(step_times_ms=base_df["step_times_ms"].map(lambda t: tuple(x * 1.5 for x in t)),
+                          test_accuracy=0.5)
+    intel = {"environment": {"cpu_model": "Intel Xeon", "cpu_cores": 2}}
+    amd = {"environment": {"cpu_model": "AMD EPYC", "cpu_cores": 2}}
+    base, cur = _save(tmp_path, "base", base_df, intel), _save(tmp_path, "cur", slow, amd)
+    assert compare.machine_differences(intel, amd) == ["cpu_model: 'Intel Xeon' -> 'AMD EPYC'"]
+    assert compare.machine_differences(intel, intel) == []
+    assert main(["compare", str(base), str(cur)]) == 1  # without the flag, a 50% slowdown fails
+    capsys.readouterr()
+    assert main(["compare", str(base), str(cur), "--same-machine"]) == 0
+    out = capsys.readouterr().out
+    assert "not judged" in out and "regression" not in out.split("warning")[0]
+    # accuracy is still judged on another machine: it does not depend on the processor's speed
+    assert main(["compare", str(base), str(cur), "--same-machine", "--fail", "test_accuracy:1%"]) == 1
+    capsys.readouterr()
+    same = _save(tmp_path, "same", slow, intel)
+    assert main(["compare", str(base), str(same), "--same-machine"]) == 1
+
+
+def test_a_run_that_mixes_machines_is_named(tmp_path, capsys):
+    df = frame({"rnn": samples(0), "gru": samples(1)})
+    df = df.assign(host=["node-a", "node-b"], cpu_model=["X", "Y"])
+    assert compare.mixed_machines(df) == "node-a, node-b; X, Y"
+    assert compare.mixed_machines(df.assign(host="node-a", cpu_model="X")) is None
+    run = _save(tmp_path, "mixed", df)
+    assert main(["compare", str(run), str(run)]) == 0
+    assert "mixes machines (node-a, node-b; X, Y)" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "argv, fragment",
     [
