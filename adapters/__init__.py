@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bench.errors import BenchInputError, choices_text
-from bench.specs import ModelSpec
+from bench.specs import PRECISIONS, ModelSpec
 
 
 def _torch_check(model: ModelSpec) -> str | None:
@@ -59,6 +59,12 @@ class AdapterInfo:
     # why a spec's weights have no canonical form (bench/canonical.py): it is a different function,
     # so parity cannot compare it and --init keras|torch cannot load it
     noncanonical: Callable[[ModelSpec], str | None] | None = None
+    precisions: tuple[str, ...] = PRECISIONS  # the TrainSpec.precision values the adapter implements
+
+    def precision_reason(self, precision: str) -> str | None:
+        if precision in self.precisions:
+            return None
+        return f"precision {precision!r} is not supported by {self.name}; it supports: {', '.join(self.precisions)}"
 
     def unsupported_reason(self, model: ModelSpec) -> str | None:
         return self.check(model) if self.check else None
@@ -118,6 +124,7 @@ BUILTIN: dict[str, AdapterInfo] = {
         "TensorFlow 1.x graph mode (tf.compat.v1): placeholders, v1 cells unrolled by static_rnn, Session.run",
         env={"TF_USE_LEGACY_KERAS": "1"},  # the v1 cells live in tf-keras; this case's process only
         noncanonical=_tf1_noncanonical,
+        precisions=("fp32", "tf32"),  # TF 1.x graphs have no mixed-precision policy
     ),
 }
 
@@ -129,7 +136,7 @@ def _extra_adapters() -> dict[str, AdapterInfo]:
         name, sep, target = item.partition("=")
         if not sep or ":" not in target:
             raise BenchInputError(f"RNNBENCH_ADAPTERS entry {item!r} is not of the form name=module:Class")
-        extra[name] = AdapterInfo(name, target, (), f"extra adapter {target}")
+        extra[name] = AdapterInfo(name, target, (), f"extra adapter {target}", precisions=("fp32", "tf32"))
     return extra
 
 

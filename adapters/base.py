@@ -96,6 +96,11 @@ def timed_loop(
     )
 
 
+class PrecisionUnavailable(RuntimeError):
+    """The case's precision cannot run on this machine (e.g. a kernel this CPU lacks); recorded as
+    `unavailable` with the reason, like a framework that is not installed."""
+
+
 class Adapter(ABC):
     """Translate specs into one framework's model and train it under the harness's timer."""
 
@@ -104,6 +109,15 @@ class Adapter(ABC):
     @abstractmethod
     def setup(self, device: str, threads: int, seed: int) -> None:
         """Configure device, thread pools and seeds before anything is built."""
+
+    def set_precision(self, precision: str) -> None:
+        """Apply TrainSpec.precision before anything is built: fp32 (TF32 off), tf32 (TF32 on), bf16 /
+        fp16 (mixed precision the framework's documented way, float32 weights). The setting in force is
+        read back in runtime_info's extra["matmul_precision"]. Which precisions an adapter accepts is
+        declared in its registry entry (adapters/__init__.py), so bad combinations fail before any work.
+        """
+        if precision not in ("fp32", "tf32"):
+            raise PrecisionUnavailable(f"{self.name} runs in float32 only, not {precision}")
 
     @abstractmethod
     def build(self, model: ModelSpec, train: TrainSpec) -> Any:

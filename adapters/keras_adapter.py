@@ -24,6 +24,9 @@ from bench.specs import ModelSpec, TrainSpec  # noqa: E402
 from bench.timing import StepTimer  # noqa: E402
 
 CELLS = {"rnn": keras.layers.SimpleRNN, "gru": keras.layers.GRU, "lstm": keras.layers.LSTM}
+# Keras' documented mixed precision: compute in 16 bits, variables in float32; with mixed_float16,
+# compile() wraps the optimizer in a LossScaleOptimizer (dynamic loss scaling).
+POLICIES = {"fp32": "float32", "tf32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
 # Keras' GRU gate blocks are (z, r, h); PyTorch's (and the canonical layout's) are (r, z, n).
@@ -118,6 +121,43 @@ class KerasAdapter(Adapter):
 
             self._gpu = jax.devices()[0].platform == "gpu"
         keras.utils.set_random_seed(seed)
+
+    def set_precision(self, precision: str) -> None:
+        tf32 = precision == "tf32"
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.experimental.enable_tensor_float_32_execution(tf32)  # TF's own default: on
+        elif backend == "torch":
+            from adapters.torch_adapter import set_torch_tf32
+
+            set_torch_tf32(tf32)
+        elif backend == "jax":
+            import jax
+
+            jax.config.update("jax_default_matmul_precision", "tensorfloat32" if tf32 else "float32")
+        keras.mixed_precision.set_dtype_policy(POLICIES[precision])
+
+    def _precision_in_force(self, model: keras.Model) -> str:
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            matmul = f"tf32 {'on' if tf.config.experimental.tensor_float_32_execution_enabled() else 'off'}"
+        elif backend == "torch":
+            from adapters.torch_adapter import torch_tf32_state
+
+            matmul = torch_tf32_state()
+        else:
+            import jax
+
+            matmul = f"jax matmul {jax.config.jax_default_matmul_precision or 'default'}"
+        rnn = self._recurrent_layers(model)[0][0]
+        text = f"{matmul}, policy {rnn.dtype_policy.name}"
+        if isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer):
+            text += " + LossScaleOptimizer"
+        return text
 
     def build(self, model: ModelSpec, train: TrainSpec) -> keras.Model:
         self._spec, self._train = model, train
@@ -274,6 +314,12 @@ class KerasAdapter(Adapter):
             device = f"cuda:{torch.cuda.current_device()}" if self._gpu else "cpu"
             compile_mode = "torch.compile" if model.jit_compile else "eager"
             extra = {"threads_intra": torch.get_num_threads(), "threads_inter": torch.get_num_interop_threads()}
+        extra["matmul_precision"] = self._precision_in_force(model)
+        extra["compile_policy"] = f"jit_compile={model.jit_compile}"
+        if backend.startswith("torch"):
+            from adapters.torch_adapter import torch_kernel_policy
+
+            extra["compile_policy"] += ", " + torch_kernel_policy()
         return RuntimeInfo(
             framework="keras",
             framework_version=keras.__version__,

@@ -259,6 +259,11 @@ class Tf1GraphAdapter(Adapter):
         model.write(model.head_w, weights.head_w.T)
         model.write(model.head_b, weights.head_b)
 
+    def set_precision(self, precision: str) -> None:
+        # A TF 1.x program has no mixed-precision policy; the registry lets only fp32 and tf32 through.
+        super().set_precision(precision)
+        tf.config.experimental.enable_tensor_float_32_execution(precision == "tf32")
+
     def runtime_info(self, model: GraphModel) -> RuntimeInfo:
         import tf_keras
 
@@ -266,7 +271,10 @@ class Tf1GraphAdapter(Adapter):
         if self._gpu:
             device = "/GPU:0 (" + tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0]).get(
                 "device_name", "GPU") + ")"
-        extra = {"threads_intra": self._threads, "threads_inter": self._threads}
+        tf32 = tf.config.experimental.tensor_float_32_execution_enabled()
+        extra = {"threads_intra": self._threads, "threads_inter": self._threads,
+                 "matmul_precision": f"tf32 {'on' if tf32 else 'off'}, float32 graph",
+                 "compile_policy": "graph mode, no XLA (tf.compat.v1 Session)"}
         if self._gpu:
             build = tf.sysconfig.get_build_info()
             extra.update(cuda_version=build.get("cuda_version"), cudnn_version=build.get("cudnn_version"))

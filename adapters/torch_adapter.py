@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from adapters.base import Adapter, EvalResult, FitResult, RuntimeInfo, timed_loop
+from adapters.base import Adapter, EvalResult, FitResult, PrecisionUnavailable, RuntimeInfo, timed_loop
 from bench.batching import BatchPlan
 from bench.canonical import CanonicalWeights, Direction
 from bench.data import Dataset
@@ -14,6 +14,37 @@ from bench.specs import ModelSpec, TrainSpec
 from bench.timing import StepTimer
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def set_torch_tf32(on: bool) -> None:
+    """TF32 for float32 matmuls and cuDNN (conv and RNN) on or off, with the API of the installed torch.
+
+    PyTorch's own defaults disagree with each other (matmul off, cuDNN on) and with TensorFlow's (on):
+    rnnbench sets them all, so a precision means the same thing in every framework.
+    """
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch >= 2.9; never mix with the old flags
+        mode = "tf32" if on else "ieee"
+        torch.backends.cuda.matmul.fp32_precision = mode
+        torch.backends.cudnn.conv.fp32_precision = mode
+        torch.backends.cudnn.rnn.fp32_precision = mode
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = on
+        torch.backends.cudnn.allow_tf32 = on
+
+
+def torch_tf32_state() -> str:
+    """The TF32 settings in force, read back from torch (not the request)."""
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        return (f"matmul {torch.backends.cuda.matmul.fp32_precision}, "
+                f"cudnn rnn {torch.backends.cudnn.rnn.fp32_precision}")
+    return (f"matmul tf32 {'on' if torch.backends.cuda.matmul.allow_tf32 else 'off'}, "
+            f"cudnn tf32 {'on' if torch.backends.cudnn.allow_tf32 else 'off'}")
+
+
+def torch_kernel_policy() -> str:
+    return (f"cudnn.benchmark={torch.backends.cudnn.benchmark}, "
+            f"cudnn.deterministic={torch.backends.cudnn.deterministic}")
 
 
 def layer_groups(model: ModelSpec) -> list[tuple[int, int, float]]:
@@ -96,6 +127,42 @@ class TorchAdapter(Adapter):
     def __init__(self) -> None:
         self.device = torch.device("cpu")
         self._fit_optimizers: dict[int, torch.optim.Optimizer] = {}
+        self._amp: torch.dtype | None = None  # autocast dtype (bf16/fp16), None for float32
+
+    def set_precision(self, precision: str) -> None:
+        set_torch_tf32(precision == "tf32")
+        self._amp = AUTOCAST_DTYPES.get(precision)
+
+    def _check_amp(self, spec: ModelSpec) -> None:
+        """oneDNN's LSTM has no reduced-precision kernel on CPUs without bf16/fp16 instructions."""
+        if self._amp is None or self.device.type != "cpu" or spec.cell != "lstm":
+            return
+        supported = (torch.ops.mkldnn._is_mkldnn_bf16_supported() if self._amp == torch.bfloat16
+                     else torch.ops.mkldnn._is_mkldnn_fp16_supported())
+        if not supported:
+            name = "bf16" if self._amp == torch.bfloat16 else "fp16"
+            raise PrecisionUnavailable(
+                f"{name} LSTM on this CPU: PyTorch's oneDNN LSTM needs a CPU with {name} instructions "
+                f"(AVX512-{name.upper()} or AMX; this one has {torch.backends.cpu.get_cpu_capability()}); "
+                f"SimpleRNN and GRU run in {name} here")
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self._amp or torch.bfloat16, enabled=self._amp is not None)
+
+    def _updater(self, optimizer: torch.optim.Optimizer):
+        """loss -> backward and optimizer step; with fp16, through a gradient scaler (PyTorch's AMP recipe)."""
+        if self._amp != torch.float16:
+            def update(loss):
+                loss.backward()
+                optimizer.step()
+            return update
+        scaler = torch.amp.GradScaler(self.device.type)
+
+        def scaled(loss):
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        return scaled
 
     def learning_rate_now(self, model: nn.Module) -> float | None:
         optimizer = self._fit_optimizers.get(id(model))
@@ -116,6 +183,7 @@ class TorchAdapter(Adapter):
             torch.cuda.synchronize()
 
     def build(self, model: ModelSpec, train: TrainSpec) -> nn.Module:
+        self._check_amp(model)
         return RecurrentClassifier(model).to(self.device)
 
     def fit(self, model: nn.Module, data: Dataset, train: TrainSpec, plan: BatchPlan, timer: StepTimer) -> FitResult:
@@ -126,6 +194,7 @@ class TorchAdapter(Adapter):
         self._fit_optimizers[id(model)] = optimizer
         net = self._net(model)
         net.train()
+        update = self._updater(optimizer)
 
         def prepare(sel: np.ndarray):
             (sel_t,) = self._to_device(sel)
@@ -134,10 +203,10 @@ class TorchAdapter(Adapter):
         def step(batch):
             xb, yb = batch
             optimizer.zero_grad(set_to_none=True)
-            logits = net(xb)
-            loss = criterion(logits, yb)
-            loss.backward()
-            optimizer.step()
+            with self._autocast():
+                logits = net(xb)
+                loss = criterion(logits, yb)
+            update(loss)
             schedule.step()  # inside the step: Keras and TF1 compute their decayed rate inside theirs
             return loss, logits, yb
 
@@ -157,7 +226,8 @@ class TorchAdapter(Adapter):
     def logits(self, model: nn.Module, x) -> np.ndarray:
         model.eval()
         (xb,) = self._to_device(x)
-        out = model(xb).cpu().numpy()
+        with self._autocast():
+            out = model(xb).float().cpu().numpy()
         model.train()
         return out
 
@@ -203,13 +273,14 @@ class TorchAdapter(Adapter):
         optimizer, criterion = self._optimizer(model, train), nn.CrossEntropyLoss()
         net = self._net(model)
         net.train()
+        update = self._updater(optimizer)
 
         def step(x, y) -> float:
             xb, yb = self._to_device(x, y)
             optimizer.zero_grad(set_to_none=True)
-            loss = criterion(net(xb), yb)
-            loss.backward()
-            optimizer.step()
+            with self._autocast():
+                loss = criterion(net(xb), yb)
+            update(loss)
             return loss.item()  # .item() waits for the device
 
         return step
@@ -222,7 +293,8 @@ class TorchAdapter(Adapter):
         loss_sum, correct = 0.0, 0
         for start in range(0, len(y), train.eval_batch_size):
             xb, yb = x[start : start + train.eval_batch_size], y[start : start + train.eval_batch_size]
-            logits = model(xb)
+            with self._autocast():
+                logits = model(xb).float()
             loss_sum += float(criterion(logits, yb))
             correct += int((logits.argmax(1) == yb).sum())
         return EvalResult(loss=loss_sum / len(y), accuracy=correct / len(y))
@@ -235,7 +307,8 @@ class TorchAdapter(Adapter):
             device = f"cuda:{torch.cuda.current_device()} ({torch.cuda.get_device_name()})"
         else:
             device = "cpu"
-        extra = {"threads_intra": torch.get_num_threads(), "threads_inter": torch.get_num_interop_threads()}
+        extra = {"threads_intra": torch.get_num_threads(), "threads_inter": torch.get_num_interop_threads(),
+                 "matmul_precision": torch_tf32_state() + self._amp_text(), "compile_policy": torch_kernel_policy()}
         if self.device.type == "cuda":
             extra.update(cuda_version=torch.version.cuda, cudnn_version=str(torch.backends.cudnn.version()))
         return RuntimeInfo(
@@ -247,26 +320,35 @@ class TorchAdapter(Adapter):
             extra=extra,
         )
 
+    def _amp_text(self) -> str:
+        if self._amp is None:
+            return ""
+        return f", autocast {str(self._amp).removeprefix('torch.')}" + (" + GradScaler" if self._amp == torch.float16 else "")
+
     def phase_functions(self, model: nn.Module, train: TrainSpec, x, y):
         optimizer, criterion = self._optimizer(model, train), nn.CrossEntropyLoss()
         net = self._net(model)
         net.train()
         xb, yb = self._to_device(x, y)  # once, outside the timed calls
+        update = self._updater(optimizer)
+
+        def loss_of():
+            with self._autocast():
+                return criterion(net(xb), yb)
 
         def forward():
-            loss = criterion(net(xb), yb)
+            loss = loss_of()
             self.sync()
             return loss
 
         def forward_backward():
             optimizer.zero_grad(set_to_none=True)
-            criterion(net(xb), yb).backward()
+            loss_of().backward()
             self.sync()
 
         def step():
             optimizer.zero_grad(set_to_none=True)
-            criterion(net(xb), yb).backward()
-            optimizer.step()
+            update(loss_of())
             self.sync()
 
         return {"forward": forward, "forward_backward": forward_backward, "step": step}
@@ -277,7 +359,9 @@ class TorchAdapter(Adapter):
         net.train()
 
         def forward_backward():
-            nn.functional.cross_entropy(net(xb), yb).backward()
+            with self._autocast():
+                loss = nn.functional.cross_entropy(net(xb), yb)
+            loss.backward()
 
         path = profiled_kernel_path(forward_backward, self.uses_gpu())
         model.zero_grad(set_to_none=True)
@@ -329,8 +413,9 @@ class TorchCompileAdapter(TorchAdapter):
         rnn = "rnn traced (allow_rnn=True)" if self.allow_rnn else "rnn eager (Dynamo skips RNN modules by default)"
         reasons = sorted({str(r).strip().splitlines()[0][:80] for r in breaks})
         detail = f"{n} graph break(s): {'; '.join(reasons)}" if n else "no graph breaks"
+        extra = {**info.extra, "compile_policy": f"torch.compile mode=default, {info.extra['compile_policy']}"}
         return RuntimeInfo(info.framework, info.framework_version, "inductor", f"torch.compile, {rnn}, {detail}",
-                           info.device_name, info.extra)
+                           info.device_name, extra)
 
 
 class TorchCompileRnnAdapter(TorchCompileAdapter):

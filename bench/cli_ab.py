@@ -38,7 +38,7 @@ DEFAULT_ALPHA = 0.01
 DEFAULT_CV_LIMIT = 0.25
 DEFAULT_THREADS = 1
 CASE_OPTIONS = ("matrix", "adapters", "cells", "dataset", "data_dir", "epochs", "max_steps", "batch_size", "seed",
-                "device", "init", "eval_every", "target_accuracy", "threads", "timeout")
+                "device", "init", "eval_every", "target_accuracy", "threads", "timeout", "precision")
 
 
 def add_ab_options(p: argparse.ArgumentParser) -> None:
@@ -84,7 +84,7 @@ def _cpu_list(text: str) -> list[int]:
 def _case_args(args: argparse.Namespace) -> list[str]:
     out = []
     for name in CASE_OPTIONS:
-        value = getattr(args, name)
+        value = getattr(args, name, None)
         if value is None:
             continue
         flag = "--" + name.replace("_", "-")

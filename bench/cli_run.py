@@ -22,7 +22,7 @@ from bench.curve import TARGET_ACCURACY
 from bench.errors import EXIT_CASE_FAILED, EXIT_OK, BenchInputError
 from bench.matrix import MATRICES, Overrides, apply_overrides, get_matrix
 from bench.runner import new_run_id, read_plan
-from bench.specs import DEVICES, INIT_SCHEMES, Case
+from bench.specs import DEVICES, INIT_SCHEMES, PRECISIONS, Case
 
 EXECUTORS = ("local", "ray")
 
@@ -95,6 +95,11 @@ def add_case_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", choices=INIT_SCHEMES,
                    help="starting weights: framework (each its own defaults, the default), or one scheme "
                    "(keras / torch) applied in every adapter")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="fp32 (float32, TF32 off in every framework; the default), tf32 (TF32 on everywhere), "
+                   "bf16 / fp16 (mixed precision, float32 weights)")
+    p.add_argument("--require-idle-gpu", action="store_true",
+                   help="a GPU case that finds another process on its GPU fails instead of timing a shared device")
     p.add_argument("--eval-every", type=positive_int, metavar="STEPS",
                    help="evaluate the test set every STEPS steps for the time-to-accuracy curve, outside the "
                    "training clock (default: once per epoch)")
@@ -139,6 +144,7 @@ class RunPlan:
     target_accuracy: float | None
     meta: dict[str, Any]  # matrix, origin, notices, command
     resuming: bool = False
+    require_idle_gpu: bool = False
 
 
 def plan_cases(args: argparse.Namespace) -> tuple[list[Case], Any, list[str]]:
@@ -154,6 +160,7 @@ def plan_cases(args: argparse.Namespace) -> tuple[list[Case], Any, list[str]]:
         seed=args.seed,
         init=args.init,
         eval_every=args.eval_every,
+        precision=args.precision,
     )
     if args.seed is not None and args.seed < 0:
         raise BenchInputError(f"--seed: invalid value {args.seed}; allowed: an integer >= 0")
@@ -196,6 +203,7 @@ def prepare_run(args: argparse.Namespace) -> RunPlan:
         repeat=args.repeat,
         target_accuracy=args.target_accuracy or TARGET_ACCURACY.get(cases[0].dataset),
         meta={"matrix": mdef.name, "matrix_origin": mdef.origin, "notices": notices, "command": sys.argv},
+        require_idle_gpu=bool(getattr(args, "require_idle_gpu", False)),
     )
 
 
@@ -215,6 +223,7 @@ def _resume_plan(args: argparse.Namespace) -> RunPlan:
         target_accuracy=plan.get("target_accuracy"),
         meta={k: plan.get(k) for k in ("matrix", "matrix_origin", "notices", "command")},
         resuming=True,
+        require_idle_gpu=bool(plan.get("require_idle_gpu")),
     )
 
 
@@ -255,6 +264,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             "timeout_s": plan.timeout_s,
             "repeat": plan.repeat,
             "target_accuracy": plan.target_accuracy,
+            "require_idle_gpu": plan.require_idle_gpu,
             "executor": executor.name,
             "environment": envinfo.collect(),
             "calibration": sgemm_calibration(),
@@ -263,7 +273,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             meta["cluster"] = executor.describe()
         if not plan.resuming:
             write_plan(run_dir, plan.cases, plan.source, plan.threads, plan.timeout_s,
-                       {**plan.meta, "target_accuracy": plan.target_accuracy}, plan.repeat)
+                       {**plan.meta, "target_accuracy": plan.target_accuracy,
+                        "require_idle_gpu": plan.require_idle_gpu}, plan.repeat)
         err = Console(stderr=True)
         total = len(plan.cases) * plan.repeat
         err.print(f"run {run_dir} : {total} case processes ({len(plan.cases)} cases x {plan.repeat}), dataset "
@@ -277,7 +288,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             df = run_cases(plan.cases, run_dir, plan.source, plan.threads, plan.timeout_s, meta,
                            on_start=progress.started, on_done=progress.finished, executor=executor,
                            repeat=plan.repeat, on_progress=progress.case_progress,
-                           target_accuracy=plan.target_accuracy)
+                           target_accuracy=plan.target_accuracy, require_idle_gpu=plan.require_idle_gpu)
     finally:
         executor.close()
     print_view(df, console, title=f"rnnbench {meta['matrix']} on {plan.source.name} ({run_dir.name})")

@@ -216,15 +216,25 @@ def compare_runs(
             b_steps = [timed_steps(r, bscale) for _, r in b.iterrows()]
             c_steps = [timed_steps(r, cscale) for _, r in c.iterrows()]
             if len(b_steps) >= MIN_PROCESSES and len(c_steps) >= MIN_PROCESSES:
-                out.append(compare_process_steps(case_id, b_steps, c_steps, t.pct, False, alpha, cv_limit))
+                res = compare_process_steps(case_id, b_steps, c_steps, t.pct, False, alpha, cv_limit)
             else:  # one process (or two) per side: the steps, pooled
                 res = compare_step_times(case_id, np.concatenate(b_steps), np.concatenate(c_steps), t.pct, alpha,
                                          cv_limit)
                 if len(b_steps) > 1 or len(c_steps) > 1:
                     res = replace(res, method=f"{WITHIN}, pooled over {len(b_steps)} vs {len(c_steps)} processes "
                                   f"(between-process statistics need {MIN_PROCESSES} a side)")
-                out.append(res)
+            hot = _throttled(b, "baseline") + _throttled(c, "current")
+            if hot:  # a GPU that slowed its clocks measured its cooling or power limit, not the code
+                res = replace(res, verdict="inconclusive", note="GPU throttled while timed: " + "; ".join(hot))
+            out.append(res)
     return out
+
+
+def _throttled(rows: pd.DataFrame, side: str) -> list[str]:
+    if "gpu_throttled" not in rows:
+        return []
+    hot = rows[rows["gpu_throttled"].eq(True)]
+    return [f"{side} ({', '.join(sorted(set(hot['gpu_throttle_reasons'].dropna())))})"] if len(hot) else []
 
 
 def _case_status(rows: pd.DataFrame) -> str:

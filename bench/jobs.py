@@ -72,6 +72,7 @@ class CaseJob:
     repeat: int = 0  # which of the case's processes this is (run --repeat K: 0..K-1)
     sgemm_gflops: float | None = None  # this machine's float32 matmul speed, for pct_of_sgemm
     target_accuracy: float | None = None  # for time_to_target_s / steps_to_target
+    require_idle_gpu: bool = False  # fail a GPU case that shares its GPU with another process
 
     def to_payload(self) -> dict[str, Any]:
         return {**asdict(self), "case": self.case.to_dict(), "source": self.source.to_dict()}

@@ -34,6 +34,7 @@ class Overrides:
     seed: int | None = None
     init: str | None = None
     eval_every: int | None = None
+    precision: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ def get_matrix(name: str) -> MatrixDef:
 
 def _override_train(train: TrainSpec, o: Overrides) -> TrainSpec:
     changes = {k: v for k, v in (("epochs", o.epochs), ("batch_size", o.batch_size), ("seed", o.seed),
-                                 ("eval_every", o.eval_every)) if v is not None}
+                                 ("eval_every", o.eval_every), ("precision", o.precision)) if v is not None}
     if o.max_steps is not None:
         changes["max_steps"] = o.max_steps
     elif o.epochs is not None:
@@ -178,7 +179,7 @@ def apply_overrides(mdef: MatrixDef, overrides: Overrides) -> list[Case]:
 def check_case(case: Case, where: str) -> None:
     """Whether the case's adapter can express its model (and load its init), before any work."""
     info = adapters.get_info(case.adapter)
-    reason = info.unsupported_reason(case.model)
+    reason = info.unsupported_reason(case.model) or info.precision_reason(case.train.precision)
     if reason is None and case.init != "framework":
         why = info.noncanonical_reason(case.model)
         reason = f"--init {case.init} cannot load weights: {why}" if why else None

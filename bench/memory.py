@@ -1,4 +1,5 @@
-"""Memory and energy meters: peak CPU RSS of this process, and GPU memory and energy via NVML.
+"""Memory, energy and GPU-state meters: peak CPU RSS of this process; GPU memory, energy, clocks,
+temperature, power, throttle (clock event) reasons and other processes on the GPU via NVML.
 
 No NVIDIA driver (or no `pynvml`) is a normal state: the sampler then reports no figure and a
 reason, and never raises. The NVML module is injectable so the logic is tested without a GPU.
@@ -35,6 +36,71 @@ class GpuMemory:
     source: str | None  # where process_peak_mb came from
     reason: str | None  # why a figure is missing, or a caveat
     device: GpuDevice | None = None
+
+
+# NVML's clock event ("throttle") reason bits, nvml.h nvmlClocksEventReason* (formerly
+# nvmlClocksThrottleReason*). Only the ones that slow a busy GPU make a timing suspect.
+CLOCK_EVENT_REASONS = {
+    0x1: "gpu_idle",
+    0x2: "applications_clocks_setting",
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x10: "sync_boost",
+    0x20: "sw_thermal_slowdown",
+    0x40: "hw_thermal_slowdown",
+    0x80: "hw_power_brake_slowdown",
+    0x100: "display_clock_setting",
+}
+SLOWING_REASONS = frozenset({"sw_power_cap", "hw_slowdown", "sw_thermal_slowdown", "hw_thermal_slowdown",
+                             "hw_power_brake_slowdown"})
+NVML_CLOCK_SM, NVML_CLOCK_MEM, NVML_TEMPERATURE_GPU = 1, 2, 0  # nvml.h enum values
+STATE_EVERY = 10  # GPU state is read at every 10th memory sample (100 ms): clocks move slower than memory
+
+
+def reason_names(mask: int) -> list[str]:
+    return [name for bit, name in CLOCK_EVENT_REASONS.items() if mask & bit]
+
+
+@dataclass(frozen=True)
+class StateSample:
+    t: float
+    sm_mhz: float | None
+    mem_mhz: float | None
+    temp_c: float | None
+    power_w: float | None
+    reasons: int | None  # clock event reason bit mask
+
+
+def summarize_state(samples: list[StateSample], power_limit_w: float | None) -> dict[str, Any]:
+    """The GPU-state columns of a window's samples (min/median/max where a spread matters)."""
+    import statistics
+
+    def values(attr: str) -> list[float]:
+        return [getattr(s, attr) for s in samples if getattr(s, attr) is not None]
+
+    def stat(attr: str, fn) -> float | None:
+        v = values(attr)
+        return float(fn(v)) if v else None
+
+    masks = [s.reasons for s in samples if s.reasons is not None]
+    union = 0
+    for m in masks:
+        union |= m
+    slowing = sorted(set(reason_names(union)) & SLOWING_REASONS)
+    return {
+        "gpu_state_samples": len(samples),
+        "gpu_sm_clock_mhz_min": stat("sm_mhz", min),
+        "gpu_sm_clock_mhz_median": stat("sm_mhz", statistics.median),
+        "gpu_sm_clock_mhz_max": stat("sm_mhz", max),
+        "gpu_mem_clock_mhz_median": stat("mem_mhz", statistics.median),
+        "gpu_temp_c_median": stat("temp_c", statistics.median),
+        "gpu_temp_c_max": stat("temp_c", max),
+        "gpu_power_w_median": stat("power_w", statistics.median),
+        "gpu_power_w_max": stat("power_w", max),
+        "gpu_power_limit_w": power_limit_w,
+        "gpu_throttled": bool(slowing) if masks else None,
+        "gpu_throttle_reasons": ", ".join(reason_names(union)) if masks else None,
+    }
 
 
 def _import_nvml() -> Any:
@@ -120,6 +186,10 @@ class GpuMemorySampler:
         self._reason: str | None = None
         self._has_energy_counter = False
         self._power: list[tuple[float, float]] = []  # (time, watts), only without an energy counter
+        self._state: list[StateSample] = []
+        self._unsupported: set[str] = set()  # NVML queries this device refused (NotSupported): not asked again
+        self._foreign: dict[int, float | None] = {}  # pid -> peak MB of other processes seen on the device
+        self._n = 0
 
     def __enter__(self) -> GpuMemorySampler:
         try:
@@ -136,6 +206,7 @@ class GpuMemorySampler:
             return self
         self._device = visible[0]  # frameworks use the first visible device
         self._has_energy_counter = self._energy_mj() is not None
+        self._power_limit_w = self._query("power_limit", lambda h: nvml.nvmlDeviceGetEnforcedPowerLimit(h) / 1000.0)
         self._sample()
         self._thread = threading.Thread(target=self._loop, name="nvml-sampler", daemon=True)
         self._thread.start()
@@ -151,8 +222,35 @@ class GpuMemorySampler:
         except Exception:  # not supported before Volta, nor on MIG instances
             return None
 
+    def _query(self, name: str, fn) -> Any:
+        """One NVML reading, or None: a query the device does not support is not asked again."""
+        if name in self._unsupported:
+            return None
+        try:
+            return fn(self._device.handle)
+        except Exception as exc:
+            if "NotSupported" in type(exc).__name__ or "Not Supported" in str(exc):
+                self._unsupported.add(name)
+            return None
+
+    def _sample_state(self, t: float | None = None) -> None:
+        nvml = self._nvml
+        reasons = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
+            nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None)
+        self._state.append(StateSample(
+            time.perf_counter() if t is None else t,
+            self._query("sm_clock", lambda h: nvml.nvmlDeviceGetClockInfo(h, NVML_CLOCK_SM)),
+            self._query("mem_clock", lambda h: nvml.nvmlDeviceGetClockInfo(h, NVML_CLOCK_MEM)),
+            self._query("temperature", lambda h: nvml.nvmlDeviceGetTemperature(h, NVML_TEMPERATURE_GPU)),
+            self._query("power", lambda h: nvml.nvmlDeviceGetPowerUsage(h) / 1000.0),
+            self._query("clock_events", lambda h: int(reasons(h))) if reasons else None,
+        ))
+
     def _sample(self) -> None:
         nvml, h = self._nvml, self._device.handle
+        if self._n % STATE_EVERY == 0:
+            self._sample_state()
+        self._n += 1
         try:
             self._device_peak = max(self._device_peak, int(nvml.nvmlDeviceGetMemoryInfo(h).used))
             procs = nvml.nvmlDeviceGetComputeRunningProcesses(h)
@@ -162,6 +260,11 @@ class GpuMemorySampler:
         if mine:
             self._process_seen = True
             self._process_peak = max(self._process_peak, sum(int(p.usedGpuMemory) for p in mine))
+        for p in procs:
+            if p.pid not in self.pids:
+                mb = None if p.usedGpuMemory is None else int(p.usedGpuMemory) / 2**20
+                old = self._foreign.get(p.pid)
+                self._foreign[p.pid] = mb if old is None else max(old, mb or 0.0)
         if not self._has_energy_counter:
             try:
                 self._power.append((time.perf_counter(), nvml.nvmlDeviceGetPowerUsage(h) / 1000.0))
@@ -169,8 +272,34 @@ class GpuMemorySampler:
                 pass
 
     def mark(self) -> tuple[float, int | None]:
-        """A point in time for `energy_j`: the clock and, where supported, the energy counter."""
-        return time.perf_counter(), (self._energy_mj() if self._device is not None else None)
+        """A point in time for `energy_j` and `state`: the clock and, where supported, the energy
+        counter (a GPU-state reading is taken too, so every window has its ends)."""
+        t = time.perf_counter()
+        if self._device is None:
+            return t, None
+        self._sample_state(t)  # stamped with the mark's own time, so it belongs to the window it bounds
+        return t, self._energy_mj()
+
+    def state(self, start: tuple[float, int | None], end: tuple[float, int | None]) -> dict[str, Any]:
+        """Clocks, temperature, power and throttle reasons over the window between two marks."""
+        if self._device is None:
+            return {}
+        window = [s for s in self._state if start[0] <= s.t <= end[0]]
+        return summarize_state(window, self._power_limit_w)
+
+    def shared_with(self) -> str | None:
+        """Other processes seen on this GPU so far (pid and peak memory), or None.
+
+        When NVML cannot match this process's pid (a container's PID namespace), a single process
+        on the device may be this one, so only two or more count as sharing."""
+        if not self._foreign:
+            return None
+        if not self._process_seen and len(self._foreign) < 2:
+            return None
+        text = ", ".join(f"pid {pid} ({'?' if mb is None else f'{mb:.0f}'} MB)" for pid, mb in sorted(self._foreign.items()))
+        if not self._process_seen:
+            text += " (pids of another namespace: this process may be among them)"
+        return text
 
     def energy_j(self, start: tuple[float, int | None], end: tuple[float, int | None]) -> tuple[float | None, str]:
         """Joules used by the device between two marks, and how they were measured."""

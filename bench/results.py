@@ -23,7 +23,9 @@ from bench.specs import Case
 from bench.status import STATUSES, Status  # noqa: F401  (STATUSES re-exported: the documented vocabulary)
 
 # 2: `repeat` (run --repeat K), and where each case ran (`host`, `executor`, `node`)
-SCHEMA_VERSION = 2
+# 3: `precision` with the setting read back (`matmul_precision`), `compile_policy`, and the GPU's
+#    state while steps were timed (clocks, temperature, power, throttle reasons, other processes)
+SCHEMA_VERSION = 3
 RECORDS_FILE, PARQUET_FILE, CSV_FILE, META_FILE, PLAN_FILE = (
     "records.jsonl",
     "results.parquet",
@@ -64,6 +66,7 @@ class Record:
     device: str  # what was asked: auto / cpu / cuda
     threads: int
     init: str  # framework / keras / torch
+    precision: str = "fp32"  # fp32 / tf32 / bf16 / fp16 (what was asked; matmul_precision: what was in force)
     repeat: int = 0  # which of the case's processes (run --repeat K: 0..K-1)
     # how it ran
     status: str = Status.FAILED.value
@@ -115,7 +118,23 @@ class Record:
     energy_j_per_step: float | None = None
     energy_j_per_epoch: float | None = None
     energy_source: str | None = None
+    # the GPU while steps were timed (NVML, GPU cases only; bench/memory.py)
+    gpu_state_samples: int | None = None
+    gpu_sm_clock_mhz_min: float | None = None
+    gpu_sm_clock_mhz_median: float | None = None
+    gpu_sm_clock_mhz_max: float | None = None
+    gpu_mem_clock_mhz_median: float | None = None
+    gpu_temp_c_median: float | None = None
+    gpu_temp_c_max: float | None = None
+    gpu_power_w_median: float | None = None
+    gpu_power_w_max: float | None = None
+    gpu_power_limit_w: float | None = None
+    gpu_throttled: bool | None = None  # a power, thermal or slowdown clock event was active
+    gpu_throttle_reasons: str | None = None  # every clock event reason seen, comma-separated
+    gpu_shared_with: str | None = None  # other processes on the GPU: "pid 123 (512 MB), ..."
     # what ran, and how fast against this machine's matmul speed
+    matmul_precision: str | None = None  # the precision settings in force, read back from the framework
+    compile_policy: str | None = None  # jit_compile / cudnn.benchmark / deterministic / torch.compile mode
     kernel_path: str | None = None
     forward_ms: float | None = None
     backward_ms: float | None = None
@@ -175,6 +194,7 @@ class Record:
             device=case.device,
             threads=threads,
             init=case.init,
+            precision=t.precision,
         )
 
     def with_measurements(self, measured: dict[str, Any]) -> Record:
@@ -282,6 +302,7 @@ def _normalize(df: pd.DataFrame) -> pd.DataFrame:
     extra = [c for c in df.columns if c not in COLUMNS]
     df = df.reindex(columns=COLUMNS + extra)
     df["repeat"] = df["repeat"].fillna(0)  # one process per case before schema 2
+    df["precision"] = df["precision"].fillna("fp32")  # before schema 3: float32 (TF32 at each framework's default on GPUs)
     for name, dtype in _DTYPES.items():
         if dtype:
             df[name] = pd.to_numeric(df[name]).astype(dtype)

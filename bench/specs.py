@@ -25,6 +25,9 @@ OPTIMIZERS = ("adam", "sgd")  # sgd: plain, no momentum (used by the parity chec
 LR_SCHEDULES = ("constant", "inverse-time", "exponential")
 DEVICES = ("auto", "cpu", "cuda")
 INIT_SCHEMES = ("framework", "keras", "torch")
+# fp32: float32 everywhere with TF32 off in every framework; tf32: TF32 on everywhere (GPUs from
+# Ampere on; no effect on CPUs); bf16 / fp16: mixed precision (16-bit compute, float32 weights).
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 
 
 def _fail(owner: str, name: str, value: Any, allowed: str) -> None:
@@ -124,9 +127,11 @@ class TrainSpec:
     lr_decay: float = 0.0
     lr_decay_steps: int = 1
     eval_every: int | None = None  # test-set evaluations for the accuracy curve: every N steps (None: each epoch)
+    precision: str = "fp32"  # see PRECISIONS
 
     def __post_init__(self) -> None:
         owner = "TrainSpec"
+        _check_choice(owner, "precision", self.precision, PRECISIONS)
         _check_positive_int(owner, "batch_size", self.batch_size)
         _check_positive_int(owner, "epochs", self.epochs)
         _check_positive_int(owner, "eval_batch_size", self.eval_batch_size)
@@ -208,6 +213,7 @@ class Case:
         """Stable identity used to match cases across runs (resume, compare)."""
         t = self.train
         init = "" if self.init == "framework" else f"/init-{self.init}"
+        init += "" if t.precision == "fp32" else f"/{t.precision}"
         label = f"{self.label}:" if self.label else ""
         return f"{label}{self.adapter}/{self.model.key}/b{t.batch_size}/{self.dataset}/s{t.seed}{init}"
 

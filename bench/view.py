@@ -36,6 +36,7 @@ SHORT_STATUS = {
 DROP_ORDER = ("tta", "factor", "acc")
 FASTEST = "*"
 UNSTABLE = "~"
+THROTTLED = "!"
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Cell:
     accuracy: float | None
     tta_s: float | None
     processes: int
+    throttled: bool = False  # the GPU slowed its clocks (power, thermal) while steps were timed
 
 
 def model_labels(df: pd.DataFrame) -> pd.Series:
@@ -88,6 +90,7 @@ def cells(df: pd.DataFrame) -> tuple[list[str], list[str], dict[tuple[str, str],
             accuracy=float(g["test_accuracy"].median()) if g["test_accuracy"].notna().any() else None,
             tta_s=float(g["time_to_target_s"].median()) if g["time_to_target_s"].notna().any() else None,
             processes=len(g),
+            throttled=bool(g["gpu_throttled"].eq(True).any()) if "gpu_throttled" in g else False,
         )
     return models, adapters, out
 
@@ -107,7 +110,8 @@ def _ms_text(c: Cell | None, best: float | None) -> str:
     if c.ms is None:
         return f"[{Status(c.status).style}]{SHORT_STATUS.get(Status(c.status), c.status)}[/]"
     text = f"{c.ms:.2f}" + (UNSTABLE if c.unstable else "")
-    return f"[bold green]{text}[/]" if best is not None and c.ms == best else text
+    text = f"[bold green]{text}[/]" if best is not None and c.ms == best else text
+    return text + (f"[bold yellow]{THROTTLED}[/]" if c.throttled else "")
 
 
 def _factor_text(c: Cell | None, best: float | None) -> str:
@@ -199,10 +203,23 @@ def legend(kinds: tuple[str, ...], repeats: int) -> str:
 def differences(df: pd.DataFrame) -> list[str]:
     """What differs between the adapters of the run besides the framework, and where it can explain
     an accuracy gap, with the option that removes it."""
-    if df["adapter"].nunique() < 2:
-        return []
-    out = []
     df = df.assign(_model=model_labels(df))
+    out = _adapter_differences(df) if df["adapter"].nunique() > 1 else []
+    if "gpu_throttled" in df and df["gpu_throttled"].eq(True).any():
+        hot = df[df["gpu_throttled"].eq(True)]
+        shown = ", ".join(f"{m} {a} ({r})" for m, a, r in zip(hot["_model"], hot["adapter"], hot["gpu_throttle_reasons"],
+                                                             strict=True))
+        out.append(f"[bold yellow]{THROTTLED} GPU throttled while steps were timed[/]: {shown}; those step times "
+                   "are slower than the GPU's own speed")
+    machines = mixed_machines(df)
+    if machines:
+        out.append(f"[bold yellow]this run mixes machines[/] ({machines}): step times of cases from different "
+                   "machines are not comparable")
+    return out
+
+
+def _adapter_differences(df: pd.DataFrame) -> list[str]:
+    out = []
     gaps = []
     for model, g in df[df["test_accuracy"].notna()].groupby("_model", sort=False):
         acc = g.groupby("adapter")["test_accuracy"].median()
@@ -220,15 +237,12 @@ def differences(df: pd.DataFrame) -> list[str]:
     for column, name, option in (("adam_epsilon", "Adam epsilon", "a matrix file's [train] adam_epsilon"),
                                  ("learning_rate", "learning rate", "a matrix file's [train] learning_rate"),
                                  ("batch_size", "batch size", "--batch-size"),
-                                 ("lr_schedule", "learning-rate schedule", "a matrix file")):
+                                 ("lr_schedule", "learning-rate schedule", "a matrix file"),
+                                 ("precision", "precision", "--precision")):
         per = df.groupby("adapter")[column].agg(lambda s: tuple(sorted(set(s))))
         if per.nunique() > 1:
             values = ", ".join(f"{a} {'/'.join(map(_fmt, v))}" for a, v in per.items())
             out.append(f"{name} differs between adapters ({values}); the same value everywhere: {option}")
-    machines = mixed_machines(df)
-    if machines:
-        out.append(f"[bold yellow]this run mixes machines[/] ({machines}): step times of cases from different "
-                   "machines are not comparable")
     return out
 
 

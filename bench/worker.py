@@ -67,7 +67,18 @@ def _gpu_fields(sampler: Any, adapter: Any, fit_window: tuple, steps: int, steps
         "energy_j_per_step": per_step,
         "energy_j_per_epoch": per_step * steps_per_epoch if per_step is not None else None,
         "energy_source": energy_source,
+        **(sampler.state(*fit_window) if fit_window else {}),
+        "gpu_shared_with": sampler.shared_with(),
     }
+
+
+def _shared_gpu_failure(sampler: Any, job: CaseJob, when: str) -> dict[str, Any] | None:
+    """With --require-idle-gpu, a case that finds another process on its GPU fails (not timed shared)."""
+    shared = sampler.shared_with() if sampler is not None and job.require_idle_gpu else None
+    if not shared:
+        return None
+    return {"status": Status.FAILED.value, "gpu_shared_with": shared,
+            "error": f"--require-idle-gpu: the GPU is shared with other processes {when}: {shared}"}
 
 
 def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
@@ -75,6 +86,7 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
     """Train and evaluate one case; return the measured columns of its Record. `ready` is called
     once the model is built, right before training (the start barrier of `bench ab`'s pairs)."""
     import adapters
+    from adapters.base import PrecisionUnavailable
     from bench.batching import BatchPlan
     from bench.canonical import init_weights
     from bench.curve import BetweenSteps, curve_columns, test_accuracy
@@ -93,6 +105,7 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
         return {"status": Status.UNAVAILABLE.value, "error": f"{type(exc).__name__}: {exc}"}
     try:
         adapter.setup(case.device, job.threads, train.seed)
+        adapter.set_precision(train.precision)
         if case.device == "cuda" and not adapter.uses_gpu():
             return {"status": Status.FAILED.value, "error": "device 'cuda' asked for, but the framework sees no CUDA GPU"}
         data = load_data(job.source)
@@ -105,6 +118,9 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
         sampler = GpuMemorySampler() if adapter.uses_gpu() else None
         fit_window: tuple = ()
         with sampler or contextlib.nullcontext():
+            shared = _shared_gpu_failure(sampler, job, "at the start of the case")
+            if shared:
+                return shared
             model = adapter.build(case.model, train)
             measured["params"] = adapter.count_params(model)
             start_weights = init_weights(case.init, case.model, train.seed)
@@ -121,6 +137,9 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
             measured["train_time_s"] = time.perf_counter() - t0 - hooks.eval_time_s
             if sampler:
                 fit_window = (start, sampler.mark())
+            shared = _shared_gpu_failure(sampler, job, "while steps were timed")
+            if shared:
+                return {**measured, **shared}
             frozen = frozen_weights(weights_before, adapter.weight_arrays(model), adapter.keeps_recurrent_bias(case.model.cell))
             t0 = time.perf_counter()
             ev = adapter.evaluate(model, data, train)
@@ -133,6 +152,8 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
         fns = adapter.phase_functions(model, train, xb, yb) if train.phase_rounds else {}
         if fns and not fit.diverged:
             measured.update(measure_phases(fns, train.phase_rounds))
+    except PrecisionUnavailable as exc:
+        return {"status": Status.UNAVAILABLE.value, "error": str(exc)}
     except Exception as exc:
         measured.update(status=(Status.OOM if _is_oom(exc) else Status.FAILED).value,
                         error=error_tail(traceback.format_exc()))
@@ -183,6 +204,8 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
         threads_inter=info.extra.get("threads_inter"),
         cuda_version=info.extra.get("cuda_version"),
         cudnn_version=info.extra.get("cudnn_version"),
+        matmul_precision=info.extra.get("matmul_precision"),
+        compile_policy=info.extra.get("compile_policy"),
         **gpu_fields,
         **curve_columns(hooks.points, job.target_accuracy, accuracy_reason, hooks.eval_time_s),
     )

@@ -67,6 +67,15 @@ class OkAdapter(Adapter):
         return RuntimeInfo("fake", "0.0", "none", "eager", "cpu", {"threads": self.threads})
 
 
+class GpuAdapter(OkAdapter):
+    """Pretends to train on a GPU, so the NVML meters run (against a fake NVML in the tests)."""
+
+    name = "fake-gpu"
+
+    def uses_gpu(self):
+        return True
+
+
 class NanAdapter(OkAdapter):
     name = "fake-nan"
     loss = float("nan")
@@ -126,6 +135,7 @@ FAKES = {
     "fake-slow": "SlowAdapter",
     "fake-raise": "RaiseAdapter",
     "fake-oom": "OomAdapter",
+    "fake-gpu": "GpuAdapter",
 }
 ENV_VALUE = ",".join(f"{name}=tests.fake_adapters:{cls}" for name, cls in FAKES.items()) + (
     ",fake-missing=tests.no_such_module:Nothing"

@@ -108,6 +108,56 @@ def test_fit_follows_the_learning_rate_schedule(adapter, tiny_data, schedule, ra
     assert adapter.learning_rate_now(model) == pytest.approx(expected, rel=1e-6)
 
 
+# What the read-back (runtime_info's matmul_precision) must say for each precision, in any framework.
+READ_BACK = {"fp32": ("off", "ieee", "float32"), "tf32": ("tf32 on", "matmul tf32", "tensorfloat32"),
+             "bf16": ("bfloat16",), "fp16": ("float16",)}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "tf32", "bf16", "fp16"])
+def test_precision_is_applied_and_read_back(adapter, tiny_data, precision):
+    if precision not in adapters.get_info(adapter.name).precisions:
+        pytest.skip(f"{adapter.name} does not offer {precision} (rejected before any work; test_cli checks it)")
+    if "compile" in adapter.name and precision in ("tf32", "fp16"):
+        pytest.skip("the compiled variants share the eager adapter's precision code; bf16 covers their graphs")
+    train = TrainSpec(batch_size=16, epochs=1, max_steps=4, warmup_steps=1, eval_batch_size=8, precision=precision)
+    spec = ModelSpec("gru", (8,))
+    try:
+        adapter.set_precision(precision)
+        model = adapter.build(spec, train)
+        plan = BatchPlan(len(tiny_data.y_train), train.batch_size, train.epochs, train.max_steps, train.seed)
+        fit = adapter.fit(model, tiny_data, train, plan, StepTimer(sync=adapter.sync))
+        ev = adapter.evaluate(model, tiny_data, train)
+        info = adapter.runtime_info(model)
+        weights = adapter.get_weights(model).arrays()
+    finally:
+        adapter.set_precision("fp32")  # the fixture's adapter is shared: leave float32 behind
+    assert fit.steps == 4 and math.isfinite(fit.train_loss) and 0.0 <= ev.accuracy <= 1.0
+    read_back = info.extra["matmul_precision"]
+    assert any(word in read_back for word in READ_BACK[precision]), read_back
+    if precision in ("bf16", "fp16"):
+        assert all(w.dtype == np.float32 for w in weights.values())  # mixed precision keeps float32 weights
+    if precision == "fp16":
+        assert "GradScaler" in read_back or "LossScaleOptimizer" in read_back  # loss scaling, as documented
+    assert info.extra["compile_policy"]
+
+
+def test_torch_bf16_lstm_on_a_cpu_without_bf16_kernels_is_unavailable_not_a_crash():
+    torch = pytest.importorskip("torch")
+    from adapters.base import PrecisionUnavailable
+
+    a = adapters.load("torch")
+    a.setup("cpu", threads=1, seed=0)
+    a.set_precision("bf16")
+    try:
+        if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            assert a.build(ModelSpec("lstm", (8,)), TrainSpec()) is not None
+        else:
+            with pytest.raises(PrecisionUnavailable, match="bf16 LSTM on this CPU"):
+                a.build(ModelSpec("lstm", (8,)), TrainSpec())
+    finally:
+        a.set_precision("fp32")
+
+
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_every_weight_is_visible_to_the_learning_check(adapter, tiny_data, cell):
     from bench.learning import frozen_weights

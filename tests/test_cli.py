@@ -32,6 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
         (["--seed", "-1"], ["--seed", "integer >= 0"]),
         (["--resume", "/no/such/run"], ["--resume", "not a run directory"]),
         (["--no-such-option"], ["unrecognized arguments: --no-such-option"]),
+        (["--precision", "fp64"], ["invalid choice: 'fp64'", "'fp32', 'tf32', 'bf16', 'fp16'"]),
+        (["--matrix", "smoke", "--adapters", "keras,tf1-graph", "--precision", "bf16"],
+         ["adapter 'tf1-graph'", "precision 'bf16' is not supported by tf1-graph", "it supports: fp32, tf32"]),
     ],
 )
 def test_bad_input_exits_2_and_creates_nothing(tmp_path, capsys, argv, fragments):

@@ -1,3 +1,4 @@
+import os
 import time
 from types import SimpleNamespace
 
@@ -68,6 +69,42 @@ class FakeNvml:
 
     def nvmlDeviceGetPowerUsage(self, h):
         return int(self.watts * 1000)
+
+    # GPU state, scriptable: set the attributes, or put a name in `unsupported` to raise NotSupported
+    sm_mhz, mem_mhz, temp_c, limit_w, reasons = 1980, 2619, 60, 700.0, 0x1
+    unsupported: frozenset = frozenset()
+
+    def _maybe(self, name, value):
+        self.calls = getattr(self, "calls", {})
+        self.calls[name] = self.calls.get(name, 0) + 1
+        if name in self.unsupported:
+            raise NVMLError_NotSupported("Not Supported")
+        return value
+
+    def nvmlDeviceGetClockInfo(self, h, kind):
+        return self._maybe("clock", {1: self.sm_mhz, 2: self.mem_mhz}[kind])
+
+    def nvmlDeviceGetTemperature(self, h, sensor):
+        return self._maybe("temperature", self.temp_c)
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, h):
+        return self._maybe("limit", int(self.limit_w * 1000))
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, h):
+        return self._maybe("reasons", self.reasons)
+
+
+class NVMLError_NotSupported(NVMLError):  # noqa: N801 (pynvml's own class name)
+    pass
+
+
+class OldNvml(FakeNvml):
+    """A pynvml from before the clock-event rename: only ...ThrottleReasons."""
+
+    nvmlDeviceGetCurrentClocksEventReasons = None
+
+    def nvmlDeviceGetCurrentClocksThrottleReasons(self, h):
+        return self.reasons
 
 
 @pytest.fixture(autouse=True)
@@ -177,3 +214,133 @@ def test_energy_from_power_sampling_without_a_counter():
 
 def test_peak_rss_is_positive_megabytes():
     assert 1 < peak_rss_mb() < 100_000
+
+
+def _window(nvml, steps):
+    """Run the sampler around a scripted window: `steps` are attribute changes, one mark after each."""
+    with GpuMemorySampler(pids={111}, period_s=60, nvml=nvml) as s:  # no thread sample: only the marks
+        start = s.mark()
+        for change in steps:
+            for k, v in change.items():
+                setattr(nvml, k, v)
+            end = s.mark()
+    return s, start, end
+
+
+def test_gpu_state_over_the_training_window_min_median_max():
+    nvml = FakeNvml(procs={0: [(111, 100 * MB)]})
+    s, start, end = _window(nvml, [{"sm_mhz": 1700, "temp_c": 70, "watts": 400.0},
+                                   {"sm_mhz": 1500, "temp_c": 83, "watts": 690.0, "reasons": 0x4 | 0x1}])
+    st = s.state(start, end)
+    # three readings in the window (start mark, then one mark per change): 1980, 1700, 1500 MHz
+    assert st["gpu_state_samples"] == 3
+    assert (st["gpu_sm_clock_mhz_min"], st["gpu_sm_clock_mhz_median"], st["gpu_sm_clock_mhz_max"]) == (1500, 1700, 1980)
+    assert st["gpu_mem_clock_mhz_median"] == 2619
+    assert (st["gpu_temp_c_median"], st["gpu_temp_c_max"]) == (70, 83)
+    assert (st["gpu_power_w_median"], st["gpu_power_w_max"], st["gpu_power_limit_w"]) == (400.0, 690.0, 700.0)
+    assert st["gpu_throttled"] is True and st["gpu_throttle_reasons"] == "gpu_idle, sw_power_cap"
+
+
+@pytest.mark.parametrize("mask, throttled, names", [
+    (0x0, False, ""),
+    (0x1, False, "gpu_idle"),  # idle or an application clock setting does not slow a busy GPU's steps
+    (0x2 | 0x10, False, "applications_clocks_setting, sync_boost"),
+    (0x8, True, "hw_slowdown"),
+    (0x20 | 0x40, True, "sw_thermal_slowdown, hw_thermal_slowdown"),
+    (0x80, True, "hw_power_brake_slowdown"),
+])
+def test_throttle_reason_bits(mask, throttled, names):
+    nvml = FakeNvml(procs={0: [(111, MB)]})
+    nvml.reasons = mask
+    s, start, end = _window(nvml, [{}])
+    st = s.state(start, end)
+    assert st["gpu_throttled"] is throttled and st["gpu_throttle_reasons"] == names
+
+
+def test_a_reason_outside_the_window_does_not_count():
+    nvml = FakeNvml(procs={0: [(111, MB)]})
+    nvml.reasons = 0x40  # hot before the window (the sampler's first reading)
+    with GpuMemorySampler(pids={111}, period_s=60, nvml=nvml) as s:
+        time.sleep(0.002)
+        nvml.reasons = 0x1
+        start = s.mark()
+        end = s.mark()
+    assert s.state(start, end)["gpu_throttled"] is False
+
+
+def test_unsupported_queries_give_none_and_are_asked_once():
+    nvml = FakeNvml(procs={0: [(111, MB)]})
+    nvml.unsupported = frozenset({"clock", "temperature", "limit", "reasons"})
+    s, start, end = _window(nvml, [{}, {}, {}])
+    st = s.state(start, end)
+    assert st["gpu_sm_clock_mhz_median"] is None and st["gpu_temp_c_max"] is None
+    assert st["gpu_power_limit_w"] is None and st["gpu_power_w_median"] == 250.0  # power still read
+    assert st["gpu_throttled"] is None and st["gpu_throttle_reasons"] is None  # unknown, not "no"
+    assert nvml.calls["clock"] == 2 and nvml.calls["reasons"] == 1 and nvml.calls["limit"] == 1  # SM and memory clock: once each
+
+
+def test_old_pynvml_throttle_reasons_name():
+    nvml = OldNvml(procs={0: [(111, MB)]})
+    nvml.reasons = 0x4
+    s, start, end = _window(nvml, [{}])
+    assert s.state(start, end)["gpu_throttle_reasons"] == "sw_power_cap"
+
+
+def test_other_processes_on_the_gpu_are_named_with_their_peak_memory():
+    nvml = FakeNvml(procs={0: [(111, 100 * MB), (4242, 512 * MB)]})
+    with GpuMemorySampler(pids={111}, period_s=60, nvml=nvml) as s:
+        nvml.procs = {0: [(111, 100 * MB), (4242, 2048 * MB), (77, None)]}
+        s.mark()
+        s._sample()
+    assert s.shared_with() == "pid 77 (? MB), pid 4242 (2048 MB)"
+
+
+def test_alone_on_the_gpu_shares_with_nobody():
+    with GpuMemorySampler(pids={111}, period_s=60, nvml=FakeNvml(procs={0: [(111, MB)]})) as s:
+        pass
+    assert s.shared_with() is None
+
+
+def test_pid_namespace_one_unknown_process_may_be_this_one():
+    with GpuMemorySampler(pids={111}, period_s=60, nvml=FakeNvml(procs={0: [(90001, MB)]})) as s:
+        pass
+    assert s.shared_with() is None  # cannot tell: the only process may be this one under another pid
+    with GpuMemorySampler(pids={111}, period_s=60, nvml=FakeNvml(procs={0: [(90001, MB), (90002, MB)]})) as s:
+        pass
+    assert "another namespace" in s.shared_with()
+
+
+def test_no_gpu_state_without_a_gpu():
+    with GpuMemorySampler(nvml=FakeNvml(fail_init=RuntimeError("no driver"))) as s:
+        a, b = s.mark(), s.mark()
+    assert s.state(a, b) == {} and s.shared_with() is None
+
+
+def _gpu_job(require_idle):
+    from bench import data
+    from bench.jobs import CaseJob
+    from bench.specs import Case, ModelSpec, TrainSpec
+
+    case = Case("fake-gpu", ModelSpec("gru", (8,)), TrainSpec(max_steps=12, warmup_steps=2, phase_rounds=0),
+                dataset="synthetic")
+    return CaseJob(case, data.resolve("synthetic"), 1, "r", require_idle_gpu=require_idle)
+
+
+@pytest.mark.parametrize("require_idle", [False, True])
+def test_case_on_a_shared_gpu_is_recorded_or_failed(monkeypatch, fake_adapters, require_idle):
+    from bench import memory
+    from bench.worker import measure_case
+
+    nvml = FakeNvml(procs={0: [(os.getpid(), 300 * MB), (4242, 512 * MB)]})
+    nvml.reasons = 0x20
+    monkeypatch.setattr(memory, "_import_nvml", lambda: nvml)
+    measured = measure_case(_gpu_job(require_idle))
+    assert measured["gpu_shared_with"] == "pid 4242 (512 MB)"
+    if require_idle:
+        assert measured["status"] == "failed"
+        assert "--require-idle-gpu" in measured["error"] and "at the start" in measured["error"]
+        assert "step_times_ms" not in measured  # never timed on a shared device
+    else:
+        assert measured["status"] == "ok" and measured["gpu_mem_peak_mb"] == 300.0
+        assert measured["gpu_throttled"] is True and measured["gpu_throttle_reasons"] == "sw_thermal_slowdown"
+        assert measured["gpu_sm_clock_mhz_median"] == 1980 and measured["gpu_state_samples"] >= 2

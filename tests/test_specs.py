@@ -118,3 +118,16 @@ def test_a_label_prefixes_the_case_id_and_is_checked():
     assert Case.from_dict(case.to_dict()) == case
     with pytest.raises(BenchInputError, match="Case.label: invalid value 'a/b'"):
         Case("keras", ModelSpec("rnn", (8,)), label="a/b")
+
+
+def test_precision_is_a_validated_train_setting_and_part_of_the_case_id():
+    from bench.errors import BenchInputError
+    from bench.specs import PRECISIONS, Case, ModelSpec, TrainSpec
+
+    assert PRECISIONS == ("fp32", "tf32", "bf16", "fp16") and TrainSpec().precision == "fp32"
+    fp32 = Case("torch", ModelSpec("gru", (8,)), TrainSpec())
+    bf16 = Case("torch", ModelSpec("gru", (8,)), TrainSpec(precision="bf16"))
+    assert fp32.case_id == "torch/gru-uni-8x1/b64/mnist-5k/s0"  # unchanged: baselines keep matching
+    assert bf16.case_id == "torch/gru-uni-8x1/b64/mnist-5k/s0/bf16"
+    with pytest.raises((BenchInputError, ValueError), match="precision"):
+        TrainSpec(precision="fp8")
