@@ -8,7 +8,7 @@ A bidirectional layer doubles that and feeds 2H to the next layer. Head: Dense(1
 layer's output: (H_last * directions) * 10 + 10.
 """
 
-# Keras: the counts SEEDS.md reports (D1-D3) and the same formula for the others.
+# Keras: the counts the tutorials report (docs/reference-cases.md, D1-D3) and the same formula for the others.
 KERAS = {
     "A1": 512 * (28 + 512 + 1) + 512 * (512 + 512 + 1) + 512 * 10 + 10,  # 276,992 + 524,800 + 5,130
     "A2": 3 * 256 * (28 + 256 + 2) + 3 * 256 * (256 + 256 + 2) + 2_570,  # 219,648 + 394,752 + 2,570
@@ -18,7 +18,7 @@ KERAS = {
     "B2": 3 * 128 * (28 + 128 + 2) + 3 * 128 * (128 + 128 + 2) + 1_290,
     "B3": 4 * 128 * (28 + 128 + 1) + 4 * 128 * (128 + 128 + 1) + 1_290,
     "C": 4 * 128 * (28 + 128 + 1) + 1_290,
-    "D1": 206_858,  # 72,960 + 131,328 + 2,570, as SEEDS.md reports
+    "D1": 206_858,  # 72,960 + 131,328 + 2,570, as tutorial D reports
     "D2": 819_722,  # 291,840 + 525,312 + 2,570
     "D3": 369_162,  # 219,648 + 148,224 + 1,290
 }

@@ -128,7 +128,7 @@ def test_precision_is_applied_and_read_back(adapter, tiny_data, precision):
         fit = adapter.fit(model, tiny_data, train, plan, StepTimer(sync=adapter.sync))
         ev = adapter.evaluate(model, tiny_data, train)
         info = adapter.runtime_info(model)
-        weights = adapter.get_weights(model).arrays()
+        weights = adapter.weight_arrays(model)
     finally:
         adapter.set_precision("fp32")  # the fixture's adapter is shared: leave float32 behind
     assert fit.steps == 4 and math.isfinite(fit.train_loss) and 0.0 <= ev.accuracy <= 1.0

@@ -97,3 +97,12 @@ def test_a_user_matrix_runs_end_to_end_through_the_cli(tmp_path, fake_adapters, 
     assert set(df["status"]) == {"ok"} and set(df["steps_run"]) == {6}
     assert df.set_index("label").loc["slow-lr", "learning_rate"] == 1e-4
     assert meta["matrix"] == "m" and meta["matrix_origin"] == path
+
+
+def test_the_precision_example_holds_both_precisions_of_every_case():
+    from bench.matrix import Overrides, apply_overrides, get_matrix
+
+    cases = apply_overrides(get_matrix(str(EXAMPLE.parent / "precision.toml")), Overrides())
+    by_precision = {p: sorted(c.case_id.removesuffix("/bf16") for c in cases if c.train.precision == p)
+                    for p in ("fp32", "bf16")}
+    assert len(by_precision["fp32"]) == 6 and by_precision["fp32"] == by_precision["bf16"]
