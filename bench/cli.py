@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--fail",
         action="append",
         metavar="FIELD:PCT",
-        help=f"regression threshold, repeatable (default: {compare.DEFAULT_FAIL}); fields: {', '.join(compare.FIELDS)}",
+        help=f"regression threshold, repeatable (default: {compare.DEFAULT_FAIL.replace('%', '%%')}); fields: {', '.join(compare.FIELDS)}",
     )
     cmp.add_argument(
         "--normalize",

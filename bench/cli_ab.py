@@ -57,7 +57,7 @@ def add_ab_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=positive_int, default=DEFAULT_ROUNDS, metavar="K",
                    help=f"fresh processes per case and side, interleaved (default {DEFAULT_ROUNDS}; at least 2)")
     p.add_argument("--fail", default=DEFAULT_FAIL, metavar="step_time_ms_median:PCT",
-                   help=f"the step-time change that fails the gate when significant (default {DEFAULT_FAIL})")
+                   help=f"the step-time change that fails the gate when significant (default {DEFAULT_FAIL.replace('%', '%%')})")
     p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
                    help=f"significance level of the paired t-test (default {DEFAULT_ALPHA})")
     p.add_argument("--cv-limit", type=float, default=DEFAULT_CV_LIMIT,

@@ -133,3 +133,20 @@ def test_seeds_uses_full_mnist_when_it_is_here(monkeypatch, tmp_path):
     monkeypatch.setattr(data, "resolve", lambda name, data_dir=None, download=True: data.DataSource(name, "here", "test"))
     plan = _prepare(["--matrix", "seeds", "--out", str(tmp_path)])
     assert plan.source.name == "mnist" and {c.dataset for c in plan.cases} == {"mnist"} and plan.meta["notices"] == []
+
+
+def test_every_command_prints_its_help(capsys):
+    """argparse formats help strings with %: a bare '25%' in one crashed `--help` of compare and ab."""
+    import argparse
+
+    from bench.cli import build_parser
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert {"run", "ab", "compare", "report", "export", "show"} <= set(sub.choices)
+    for name, command in sub.choices.items():
+        text = command.format_help()
+        assert f"python -m bench {name}" in text or name in text
+    with pytest.raises(SystemExit) as exit_:
+        main(["compare", "--help"])
+    assert exit_.value.code == 0 and "step_time_ms_median:25%" in capsys.readouterr().out
