@@ -67,6 +67,9 @@ def add_ab_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress display")
     add_case_options(p)
     p.set_defaults(matrix="ci", threads=DEFAULT_THREADS)
+    for action in p._actions:  # the shared help names run's default; ab's differs
+        if action.dest == "threads":
+            action.help = f"CPU threads per framework (default {DEFAULT_THREADS})"
 
 
 def _cpu_list(text: str) -> list[int]:

@@ -79,7 +79,7 @@ def adapter_list(text: str) -> tuple[str, ...]:
 def add_case_options(p: argparse.ArgumentParser) -> None:
     """The options that choose and shape the cases of a matrix."""
     p.add_argument("--matrix", default="smoke",
-                   help=f"matrix name: {', '.join(MATRICES)} (default: smoke), or a .toml matrix file "
+                   help=f"matrix name: {', '.join(MATRICES)} (default: %(default)s), or a .toml matrix file "
                    "(format: examples/matrix.toml)")
     p.add_argument("--adapters", type=adapter_list,
                    help="comma-separated adapters, or 'all' (every adapter usable here); default: the matrix's")
