@@ -142,6 +142,8 @@ def test_precision_is_applied_and_read_back(adapter, tiny_data, precision):
 
 
 def test_torch_bf16_lstm_on_a_cpu_without_bf16_kernels_is_unavailable_not_a_crash():
+    if os.environ.get(ONLY_ADAPTER_VAR, "torch") != "torch":
+        pytest.skip("a torch test: the main process runs it, not each extra adapter's process")
     torch = pytest.importorskip("torch")
     from adapters.base import PrecisionUnavailable
 
@@ -236,7 +238,7 @@ def test_adapter_in_its_own_process(name):
     env = {**os.environ, **info.env, ONLY_ADAPTER_VAR: name}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-k", "not in_its_own_process"],
-        capture_output=True, text=True, env=env, timeout=900, cwd=os.path.dirname(os.path.dirname(__file__)),
+        capture_output=True, text=True, env=env, timeout=1800, cwd=os.path.dirname(os.path.dirname(__file__)),
     )
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert " passed" in proc.stdout and " failed" not in proc.stdout

@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -108,7 +109,10 @@ def test_smoke_on_a_two_node_cluster_with_a_node_killed_mid_run(tmp_path):
     """`ray start --head` plus a second `ray start --address` on this machine, the smoke matrix on both;
     the second node's raylet is killed once the run is under way: every planned case still has
     exactly one row, cases lost with the node say so, and the rest finish on the head node."""
-    env = {**os.environ, "RAY_TMPDIR": str(tmp_path / "ray"), "RAY_USAGE_STATS_ENABLED": "0"}
+    # Ray's socket paths must stay under 107 bytes (AF_UNIX): pytest's tmp_path is too deep for them.
+    ray_tmp = tempfile.mkdtemp(prefix="rb-ray-", dir="/tmp")
+    # RAY_AUTH_MODE: recent Ray (2.60 here) starts clusters with token authentication; this one is on localhost.
+    env = {**os.environ, "RAY_TMPDIR": ray_tmp, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
     port, manager_port = _free_port(), _free_port()
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = bin_dir + os.pathsep + env["PATH"]
@@ -144,3 +148,4 @@ def test_smoke_on_a_two_node_cluster_with_a_node_killed_mid_run(tmp_path):
         assert np.isin(df["executor"], ["ray"]).all()
     finally:
         _ray("stop", "--force", env=env)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
