@@ -57,7 +57,7 @@ def add_ab_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=positive_int, default=DEFAULT_ROUNDS, metavar="K",
                    help=f"fresh processes per case and side, interleaved (default {DEFAULT_ROUNDS}; at least 2)")
     p.add_argument("--fail", default=DEFAULT_FAIL, metavar="step_time_ms_median:PCT",
-                   help=f"the step-time change that fails the gate when significant (default {DEFAULT_FAIL.replace('%', '%%')})")
+                   help="the step-time change that fails the gate when significant (default %(default)s)")
     p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
                    help=f"significance level of the paired t-test (default {DEFAULT_ALPHA})")
     p.add_argument("--cv-limit", type=float, default=DEFAULT_CV_LIMIT,
@@ -65,11 +65,8 @@ def add_ab_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("table", "markdown", "json"), default="table")
     p.add_argument("--out", default="results", help="where ab.json goes: OUT/ab/AB_ID/ (default: results)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
-    add_case_options(p)
-    p.set_defaults(matrix="ci", threads=DEFAULT_THREADS)
-    for action in p._actions:  # the shared help names run's default; ab's differs
-        if action.dest == "threads":
-            action.help = f"CPU threads per framework (default {DEFAULT_THREADS})"
+    add_case_options(p, default_threads=DEFAULT_THREADS)
+    p.set_defaults(matrix="ci")
 
 
 def _cpu_list(text: str) -> list[int]:

@@ -76,8 +76,8 @@ def adapter_list(text: str) -> tuple[str, ...]:
     return names
 
 
-def add_case_options(p: argparse.ArgumentParser) -> None:
-    """The options that choose and shape the cases of a matrix."""
+def add_case_options(p: argparse.ArgumentParser, default_threads: int | None = None) -> None:
+    """The options that choose and shape the cases of a matrix (threads: all usable cores unless given)."""
     p.add_argument("--matrix", default="smoke",
                    help=f"matrix name: {', '.join(MATRICES)} (default: %(default)s), or a .toml matrix file "
                    "(format: examples/matrix.toml)")
@@ -106,7 +106,8 @@ def add_case_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-accuracy", type=fraction, metavar="FRACTION",
                    help="accuracy for time_to_target_s / steps_to_target (default per dataset: "
                    + ", ".join(f"{k} {v:g}" for k, v in TARGET_ACCURACY.items()) + ")")
-    p.add_argument("--threads", type=positive_int, help="CPU threads per framework (default: all usable cores)")
+    p.add_argument("--threads", type=positive_int, default=default_threads,
+                   help=f"CPU threads per framework (default: {default_threads or 'all usable cores'})")
     p.add_argument("--timeout", type=positive_float, help="wall-clock limit per case in seconds")
 
 

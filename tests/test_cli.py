@@ -146,7 +146,7 @@ def test_every_command_prints_its_help(capsys):
     assert {"run", "ab", "compare", "report", "export", "show"} <= set(sub.choices)
     for name, command in sub.choices.items():
         text = command.format_help()
-        assert f"python -m bench {name}" in text or name in text
+        assert text.startswith(f"usage: python -m bench {name}")
     with pytest.raises(SystemExit) as exit_:
         main(["compare", "--help"])
     assert exit_.value.code == 0 and "step_time_ms_median:25%" in capsys.readouterr().out
