@@ -115,9 +115,12 @@ class GraphModel:
             else:
                 optimizer = v1.train.AdamOptimizer(self.learning_rate, epsilon=train.adam_epsilon)
             self.variables = v1.trainable_variables()
-            self.train_op = optimizer.minimize(self.loss, global_step=self.global_step)
-            grads = tf.gradients(self.loss, self.variables)
-            self.grad_sum = tf.add_n([tf.reduce_sum(g) for g in grads])  # one output that needs every gradient
+            # minimize() is compute_gradients() + apply_gradients(); split so the phase timing's
+            # gradient-only output reuses the train op's gradient graph instead of building a second
+            # one (building the gradients of an unrolled graph is most of a build's time).
+            grads_and_vars = optimizer.compute_gradients(self.loss, var_list=self.variables)
+            self.train_op = optimizer.apply_gradients(grads_and_vars, global_step=self.global_step)
+            self.grad_sum = tf.add_n([tf.reduce_sum(g) for g, _ in grads_and_vars])  # needs every gradient
             self._assign = {}
             for var in self.variables:
                 value = v1.placeholder(var.dtype.base_dtype, var.shape)
