@@ -1,6 +1,7 @@
 """`bench ab`: the schedule, the pairing of cases, bad input, and small real A/A runs with fake adapters."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -94,16 +95,25 @@ def test_a_python_without_the_packages_is_refused_naming_what_is_missing(tmp_pat
 FAKE = ["--matrix", "smoke", "--cells", "lstm", "--dataset", "synthetic", "--max-steps", "20", "--quiet"]
 
 
-def _worktrees() -> list[str]:
+def _worktrees(under: Path) -> list[str]:
+    """ab's worktrees below `under`: each test gives its ab its own TMPDIR, so tests running at the
+    same time (pytest-xdist) each see only their own."""
     out = subprocess.run(["git", "worktree", "list"], cwd=ROOT, capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "rnnbench-ab-" in line]
+    return [line for line in out.splitlines() if "rnnbench-ab-" in line and line.startswith(str(under))]
+
+
+def _own_tmpdir(tmp_path: Path) -> tuple[Path, dict]:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    return tmp, {**os.environ, "TMPDIR": str(tmp)}
 
 
 @pytest.mark.parametrize("schedule_kind", ["pair", "sequential"])
 def test_a_a_of_the_last_commit_against_the_working_tree_passes(tmp_path, fake_adapters, schedule_kind):
+    tmp, env = _own_tmpdir(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "bench", "ab", "HEAD", "--adapters", "fake-ok", *FAKE, "--rounds",
                            "3", "--schedule", schedule_kind, "--format", "json", "--out", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout)
     assert not out["failed"] and len(out["comparisons"]) == 2  # lstm uni and bi
@@ -112,22 +122,23 @@ def test_a_a_of_the_last_commit_against_the_working_tree_passes(tmp_path, fake_a
     saved = json.loads((ab_dir / "ab.json").read_text())
     assert saved["schedule"] == schedule_kind and all(len(v["base"]) == len(v["head"]) == 3
                                                       for v in saved["cases"].values())
-    assert _worktrees() == []
+    assert _worktrees(tmp) == []
 
 
 def test_ctrl_c_removes_the_worktrees_and_stops_every_process(tmp_path, fake_adapters):
     from tests.test_runner import workers_started_by
 
+    tmp, env = _own_tmpdir(tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "bench", "ab", "HEAD", "HEAD", "--adapters", "fake-slow", *FAKE,
-                             "--out", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "--out", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     deadline = time.time() + 120
     while time.time() < deadline and not workers_started_by(proc.pid):
         time.sleep(0.2)
-    assert len(_worktrees()) == 2  # both revisions checked out while it runs
+    assert len(_worktrees(tmp)) == 2  # both revisions checked out while it runs
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=60)
     assert proc.returncode == 130
-    assert _worktrees() == [] and workers_started_by(proc.pid) == []
+    assert _worktrees(tmp) == [] and workers_started_by(proc.pid) == []
 
 
 def test_worktrees_of_a_killed_ab_are_removed_by_the_next(tmp_path):
@@ -137,10 +148,11 @@ def test_worktrees_of_a_killed_ab_are_removed_by_the_next(tmp_path):
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    tmp = Path(tempfile.mkdtemp(prefix="rnnbench-ab-"))
+    tmp = Path(tempfile.mkdtemp(prefix="rnnbench-ab-", dir=tmp_path))
     (tmp / "owner.pid").write_text(str(dead.pid))
     subprocess.run(["git", "worktree", "add", "--detach", str(tmp / "base"), "HEAD"], cwd=ROOT, check=True,
                    capture_output=True)
-    assert len(_worktrees()) == 1
-    assert remove_stale_worktrees() == [str(tmp / "base")]
-    assert _worktrees() == [] and not tmp.exists()
+    assert len(_worktrees(tmp_path)) == 1
+    # another ab running now (a live owner) keeps its worktrees; this dead owner's goes
+    assert str(tmp / "base") in remove_stale_worktrees()
+    assert _worktrees(tmp_path) == [] and not tmp.exists()

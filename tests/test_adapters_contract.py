@@ -237,7 +237,7 @@ def test_adapter_in_its_own_process(name):
         pytest.skip(f"{info.requires} not installed")
     env = {**os.environ, **info.env, ONLY_ADAPTER_VAR: name}
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-k", "not in_its_own_process"],
+        [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-n", "0", "-k", "not in_its_own_process"],
         capture_output=True, text=True, env=env, timeout=1800, cwd=os.path.dirname(os.path.dirname(__file__)),
     )
     assert proc.returncode == 0, proc.stdout[-4000:]
