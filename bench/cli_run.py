@@ -102,7 +102,7 @@ def add_case_options(p: argparse.ArgumentParser, default_threads: int | None = N
                    help="a GPU case that finds another process on its GPU fails instead of timing a shared device")
     p.add_argument("--eval-every", type=positive_int, metavar="STEPS",
                    help="evaluate the test set every STEPS steps for the time-to-accuracy curve, outside the "
-                   "training clock (default: once per epoch)")
+                   "training clock; the two steps after each are left out of the step statistics (default: once per epoch)")
     p.add_argument("--target-accuracy", type=fraction, metavar="FRACTION",
                    help="accuracy for time_to_target_s / steps_to_target (default per dataset: "
                    + ", ".join(f"{k} {v:g}" for k, v in TARGET_ACCURACY.items()) + ")")

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchInputError, choices_text
+from bench.timing import timed_times
 
 # field -> +1 if larger is worse (time, memory), -1 if smaller is worse (throughput, accuracy)
 FIELDS = {
@@ -85,11 +86,13 @@ class Comparison:
 
 
 def timed_steps(row: pd.Series, scale: float = 1.0) -> np.ndarray:
-    """The raw step times after step 0 and the warm-up steps, divided by `scale`."""
-    times = np.asarray(row["step_times_ms"], dtype=float)
+    """The raw step times the record's statistics came from (after step 0 and the warm-up steps,
+    without the settling steps after curve evaluations), divided by `scale`."""
     warmup = row.get("warmup_steps")
     warmup = 0 if warmup is None or pd.isna(warmup) else int(warmup)
-    return times[1 + warmup :] / scale
+    untimed = row.get("untimed_steps")
+    untimed = [] if untimed is None or (np.isscalar(untimed) and pd.isna(untimed)) else [int(i) for i in untimed]
+    return timed_times(row["step_times_ms"], warmup, untimed) / scale
 
 
 def bootstrap_ratio_ci(

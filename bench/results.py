@@ -25,7 +25,8 @@ from bench.status import STATUSES, Status  # noqa: F401  (STATUSES re-exported: 
 # 2: `repeat` (run --repeat K), and where each case ran (`host`, `executor`, `node`)
 # 3: `precision` with the setting read back (`matmul_precision`), `compile_policy`, and the GPU's
 #    state while steps were timed (clocks, temperature, power, throttle reasons, other processes)
-SCHEMA_VERSION = 3
+# 4: `untimed_steps`: the steps right after a curve evaluation are left out of the step-time statistics
+SCHEMA_VERSION = 4
 RECORDS_FILE, PARQUET_FILE, CSV_FILE, META_FILE, PLAN_FILE = (
     "records.jsonl",
     "results.parquet",
@@ -164,6 +165,8 @@ class Record:
     curve_test_accuracy: tuple[float, ...] = ()
     # raw per-step times (step 0 included), the input of `compare`
     step_times_ms: tuple[float, ...] = ()
+    # indices into step_times_ms left out of the statistics: the steps right after a curve evaluation
+    untimed_steps: tuple[int, ...] = ()
 
     @classmethod
     def for_case(cls, case: Case, run_id: str, threads: int, repeat: int = 0) -> Record:

@@ -4,19 +4,25 @@ robust statistics derived from the raw times.
 Protocol (see README "Measurement"): the adapter synchronizes the device before each clock read
 (`sync`), keeps batch preparation outside `start()`/`stop()`, and times every step. Step 0
 (tracing, compilation, kernel selection) is reported apart as `first_step_ms`; the next
-`warmup_steps` are discarded; statistics come from the rest.
+`warmup_steps` are discarded; statistics come from the rest, except the steps that ran right after
+one of the harness's curve evaluations (`settling_steps`): they are recorded but not summarised.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 UNSTABLE_CV = 0.10  # step-time CV above this flags the row `step_time_unstable`
+# Steps after each curve evaluation that the statistics leave out: an evaluation (thousands of test
+# samples through the model) leaves caches and thread pools in another state, and the next steps pay
+# for it. Measured on the `smoke` matrix with an evaluation every 5 steps: the two steps after each
+# were 1.03-1.22x the median of the others for Keras (README "Time to accuracy").
+SETTLE_STEPS = 2
 
 
 class StepTimer:
@@ -97,8 +103,31 @@ class StepStats:
         }
 
 
-def step_stats(times_ms: Sequence[float], warmup_steps: int) -> StepStats:
-    """Split raw per-step times into first step, warm-up and timed steps; summarize the latter.
+def settling_steps(evaluated_after: Iterable[int], n_steps: int, settle: int = SETTLE_STEPS) -> list[int]:
+    """Indices (into the per-step times) of the steps that ran within `settle` steps after a curve
+    evaluation. An evaluation "after step s" (the curve's step s: s steps done) precedes the steps of
+    index s, s+1, ...; the evaluation after the last step precedes none. Empty when leaving them out
+    would keep fewer than half of the steps after step 0 (an evaluation every step or two): then no
+    step is undisturbed, and dropping most of them would hide that rather than fix it."""
+    out = sorted({s + k for s in evaluated_after for k in range(settle) if 0 < s + k < n_steps})
+    return out if 2 * len(out) <= n_steps - 1 else []
+
+
+def timed_times(times_ms: Sequence[float], warmup_steps: int, untimed: Iterable[int] = ()) -> np.ndarray:
+    """The step times that statistics are computed from: after step 0 and `warmup_steps`, without the
+    `untimed` indices (the settling steps). `compare`, `ab` and the exports read step times through
+    this too, so every summary of a record agrees with its stored median."""
+    times = np.asarray(times_ms, dtype=float)
+    keep = np.zeros(times.size, dtype=bool)
+    keep[1 + max(warmup_steps, 0) :] = True
+    drop = [i for i in untimed if 0 <= i < times.size]
+    keep[drop] = False
+    return times[keep]
+
+
+def step_stats(times_ms: Sequence[float], warmup_steps: int, untimed: Iterable[int] = ()) -> StepStats:
+    """Split raw per-step times into first step, warm-up and timed steps; summarize the latter,
+    leaving out the `untimed` indices (settling_steps).
 
     Percentiles use linear interpolation (numpy's default), so the values are exact and
     reproducible on hand-made samples.
@@ -106,7 +135,7 @@ def step_stats(times_ms: Sequence[float], warmup_steps: int) -> StepStats:
     times = np.asarray(times_ms, dtype=float)
     first = float(times[0]) if times.size else math.nan
     discarded = min(warmup_steps, max(times.size - 1, 0))
-    timed = times[1 + discarded :]
+    timed = timed_times(times, discarded, untimed)
     if timed.size == 0:
         nan = math.nan
         return StepStats(first, discarded, 0, nan, nan, nan, nan, nan, nan)

@@ -95,7 +95,7 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
     from bench.learning import frozen_weights, learning_problems
     from bench.memory import GpuMemorySampler, peak_rss_mb
     from bench.phases import measure_phases
-    from bench.timing import StepTimer, step_stats, throughput
+    from bench.timing import StepTimer, settling_steps, step_stats, throughput
 
     case, train = job.case, job.case.train
     measured: dict[str, Any] = {}
@@ -161,7 +161,8 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
         return measured
 
     times = timer.times_ms()
-    stats = step_stats(times, train.warmup_steps)
+    untimed = settling_steps((p[0] for p in hooks.points), len(times))
+    stats = step_stats(times, train.warmup_steps, untimed)
     flops = train_flops_per_step(case.model, train.batch_size)
     achieved = flops / (stats.median_ms / 1e3) / 1e9 if stats.timed_steps else math.nan
     problems = [] if fit.diverged else learning_problems(frozen, fit.first_loss, fit.train_loss, data.has_labels)
@@ -200,6 +201,7 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
         pct_of_sgemm=_finite(100 * achieved / job.sgemm_gflops) if job.sgemm_gflops else None,
         cpu_rss_peak_mb=peak_rss_mb(),
         step_times_ms=times,
+        untimed_steps=untimed,
         threads_intra=info.extra.get("threads_intra"),
         threads_inter=info.extra.get("threads_inter"),
         cuda_version=info.extra.get("cuda_version"),

@@ -21,6 +21,7 @@ class OkAdapter(Adapter):
     name = "fake-ok"
     loss = 1.0
     step_s = 0.001
+    cold_steps = 0  # steps left that pay for the last evaluation (ColdAfterEvalAdapter)
 
     def setup(self, device, threads, seed):
         self.threads = threads
@@ -39,8 +40,9 @@ class OkAdapter(Adapter):
             epochs += 1
             for _ in range(len(idx) // train.batch_size):
                 timer.start()
-                time.sleep(self.step_s)
+                time.sleep(self.step_s if self.cold_steps <= 0 else ColdAfterEvalAdapter.cold_s)
                 timer.stop()
+                self.cold_steps -= 1
                 timer.after_step(self.loss)
         diverged = self.loss != self.loss
         return FitResult(steps=timer.steps, epochs=epochs, train_loss=self.loss, train_accuracy=0.5, diverged=diverged)
@@ -65,6 +67,18 @@ class OkAdapter(Adapter):
 
     def runtime_info(self, model):
         return RuntimeInfo("fake", "0.0", "none", "eager", "cpu", {"threads": self.threads})
+
+
+class ColdAfterEvalAdapter(OkAdapter):
+    """Each evaluation (a `logits` call) leaves the next two steps slow, as a real framework's
+    caches and thread pools would: at least 20 ms each, against 1 ms."""
+
+    name = "fake-cold"
+    cold_s = 0.02
+
+    def logits(self, model, x):
+        self.cold_steps = 2
+        return super().logits(model, x)
 
 
 class GpuAdapter(OkAdapter):
@@ -136,6 +150,7 @@ FAKES = {
     "fake-raise": "RaiseAdapter",
     "fake-oom": "OomAdapter",
     "fake-gpu": "GpuAdapter",
+    "fake-cold": "ColdAfterEvalAdapter",
 }
 ENV_VALUE = ",".join(f"{name}=tests.fake_adapters:{cls}" for name, cls in FAKES.items()) + (
     ",fake-missing=tests.no_such_module:Nothing"

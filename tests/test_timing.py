@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from bench.timing import StepTimer, step_stats, throughput
+from bench.timing import StepTimer, settling_steps, step_stats, throughput
 
 
 def test_stats_on_hand_made_sample_are_exact():
@@ -34,6 +34,25 @@ def test_too_few_steps_give_nan_not_a_made_up_number():
     assert math.isnan(s.median_ms)
     empty = step_stats([], warmup_steps=5)
     assert math.isnan(empty.first_step_ms) and empty.timed_steps == 0
+
+
+def test_untimed_steps_are_left_out_of_every_statistic():
+    times = [100.0, 50.0, 40.0] + [float(v) for v in range(1, 11)]  # timed values 1..10 at indices 3..12
+    s = step_stats(times, warmup_steps=2, untimed=[11, 12, 1])  # 9 and 10; index 1 is warm-up anyway
+    assert (s.timed_steps, s.median_ms, s.mean_ms, s.first_step_ms, s.warmup_steps) == (8, 4.5, 4.5, 100.0, 2)
+    assert s.p90_ms == pytest.approx(7.3)
+
+
+def test_settling_steps_follow_each_evaluation_but_never_the_last_step():
+    # evaluations after steps 5, 10 and 15 of 16: steps 5-6, 10-11 and 15 ran right after one
+    assert settling_steps([5, 10, 15, 16], n_steps=16) == [5, 6, 10, 11, 15]
+    assert settling_steps([], n_steps=16) == []
+    assert settling_steps([4], n_steps=16, settle=3) == [4, 5, 6]
+
+
+def test_evaluations_every_step_or_two_leave_no_step_undisturbed_so_none_is_dropped():
+    assert settling_steps(range(2, 20, 2), n_steps=20) == []  # 17 of 19 steps follow an evaluation
+    assert settling_steps(range(4, 20, 4), n_steps=20) == [4, 5, 8, 9, 12, 13, 16, 17]  # 8 of 19
 
 
 def test_throughput():
