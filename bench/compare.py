@@ -91,7 +91,7 @@ def timed_steps(row: pd.Series, scale: float = 1.0) -> np.ndarray:
     warmup = row.get("warmup_steps")
     warmup = 0 if warmup is None or pd.isna(warmup) else int(warmup)
     untimed = row.get("untimed_steps")
-    untimed = [] if untimed is None or (np.isscalar(untimed) and pd.isna(untimed)) else [int(i) for i in untimed]
+    untimed = () if untimed is None or (np.isscalar(untimed) and pd.isna(untimed)) else untimed  # older records: none
     return timed_times(row["step_times_ms"], warmup, untimed) / scale
 
 

@@ -22,6 +22,7 @@ class OkAdapter(Adapter):
     loss = 1.0
     step_s = 0.001
     cold_steps = 0  # steps left that pay for the last evaluation (ColdAfterEvalAdapter)
+    cold_s = 0.02  # how long each of those steps takes
 
     def setup(self, device, threads, seed):
         self.threads = threads
@@ -40,7 +41,7 @@ class OkAdapter(Adapter):
             epochs += 1
             for _ in range(len(idx) // train.batch_size):
                 timer.start()
-                time.sleep(self.step_s if self.cold_steps <= 0 else ColdAfterEvalAdapter.cold_s)
+                time.sleep(self.step_s if self.cold_steps <= 0 else self.cold_s)
                 timer.stop()
                 self.cold_steps -= 1
                 timer.after_step(self.loss)
@@ -74,7 +75,6 @@ class ColdAfterEvalAdapter(OkAdapter):
     caches and thread pools would: at least 20 ms each, against 1 ms."""
 
     name = "fake-cold"
-    cold_s = 0.02
 
     def logits(self, model, x):
         self.cold_steps = 2
