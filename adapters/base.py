@@ -96,9 +96,14 @@ def timed_loop(
     )
 
 
-class PrecisionUnavailable(RuntimeError):
-    """The case's precision cannot run on this machine (e.g. a kernel this CPU lacks); recorded as
-    `unavailable` with the reason, like a framework that is not installed."""
+class CaseUnavailable(RuntimeError):
+    """The case cannot run on this machine with the installed framework (a kernel this CPU lacks, a
+    framework defect a probe confirmed); recorded as `unavailable` with the reason, like a framework
+    that is not installed."""
+
+
+class PrecisionUnavailable(CaseUnavailable):
+    """The case's precision cannot run here."""
 
 
 class Adapter(ABC):

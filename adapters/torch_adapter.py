@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from adapters.base import Adapter, EvalResult, FitResult, PrecisionUnavailable, RuntimeInfo, timed_loop
+from adapters.base import Adapter, CaseUnavailable, EvalResult, FitResult, PrecisionUnavailable, RuntimeInfo, timed_loop
 from bench.batching import BatchPlan
 from bench.canonical import CanonicalWeights, Direction
 from bench.data import Dataset
@@ -421,3 +421,41 @@ class TorchCompileAdapter(TorchAdapter):
 class TorchCompileRnnAdapter(TorchCompileAdapter):
     name = "torch-compile-rnn"
     allow_rnn = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lstm_defect: str | None = None
+        self._lstm_probed = False
+
+    def fit(self, model: nn.Module, data: Dataset, train: TrainSpec, plan: BatchPlan, timer: StepTimer) -> FitResult:
+        if self.device.type == "cpu" and isinstance(model.rnns[0], nn.LSTM):
+            defect = self.compiled_lstm_defect()
+            if defect:
+                raise CaseUnavailable(defect)
+        return super().fit(model, data, train, plan, timer)
+
+    def compiled_lstm_defect(self) -> str | None:
+        """Whether a traced LSTM trains here, probed once per process on a tiny model.
+
+        On CPU (torch 2.13 and 2.14.1 seen), Inductor traces nn.LSTM's oneDNN kernel with train=False
+        inside the compiled forward, so its workspace output is undefined and the first training step
+        raises ("expected Tensor() for op: torch.ops.aten.mkldnn_rnn_layer.default"). A probe, not a
+        version list: a release that fixes it trains again without a change here.
+        """
+        if not self._lstm_probed:
+            self._lstm_probed = True
+            import torch._dynamo
+
+            torch._dynamo.config.allow_rnn = True
+            probe = torch.compile(nn.LSTM(3, 2, batch_first=True).to(self.device))
+            try:
+                probe(torch.zeros(2, 4, 3, device=self.device))[0].sum().backward()
+            except Exception as exc:  # any failure of the traced kernel: named, and the case is unavailable
+                why = str(exc).strip().splitlines()[-1][:160] if str(exc).strip() else type(exc).__name__
+                self._lstm_defect = (
+                    f"torch.compile with allow_rnn cannot train an LSTM on {self.device.type} with torch "
+                    f"{torch.__version__} (a tiny traced LSTM fails: {type(exc).__name__}: {why}); "
+                    "torch-compile, which leaves the LSTM eager, runs it")
+            finally:
+                torch._dynamo.reset()
+        return self._lstm_defect

@@ -86,7 +86,7 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
     """Train and evaluate one case; return the measured columns of its Record. `ready` is called
     once the model is built, right before training (the start barrier of `bench ab`'s pairs)."""
     import adapters
-    from adapters.base import PrecisionUnavailable
+    from adapters.base import CaseUnavailable
     from bench.batching import BatchPlan
     from bench.canonical import init_weights
     from bench.curve import BetweenSteps, curve_columns, test_accuracy
@@ -152,7 +152,7 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
         fns = adapter.phase_functions(model, train, xb, yb) if train.phase_rounds else {}
         if fns and not fit.diverged:
             measured.update(measure_phases(fns, train.phase_rounds))
-    except PrecisionUnavailable as exc:
+    except CaseUnavailable as exc:
         return {"status": Status.UNAVAILABLE.value, "error": str(exc)}
     except Exception as exc:
         measured.update(status=(Status.OOM if _is_oom(exc) else Status.FAILED).value,
