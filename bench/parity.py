@@ -144,14 +144,19 @@ def compare_spec(spec: ModelSpec, ref: str, r: dict[str, np.ndarray], name: str,
                      params_note, logits, loss, weights, ok, "; ".join(notes))
 
 
+def spec_arrays(arrays: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
+    """One spec's measurements out of an adapter's parity result (keys are prefixed `i/`)."""
+    prefix = f"{i}/"
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
 def compare(specs: list[ModelSpec], results: dict[str, dict[str, np.ndarray]]) -> list[ParityRow]:
     """Every adapter against the first one that measured the spec (adapters whose model is a
     different function for a spec measured nothing for it, and get a 'not compared' row)."""
     names = list(results)
     rows = []
     for i, spec in enumerate(specs):
-        prefix = f"{i}/"
-        per = {n: {k[len(prefix):]: v for k, v in results[n].items() if k.startswith(prefix)} for n in names}
+        per = {n: spec_arrays(results[n], i) for n in names}
         measured = [n for n in names if per[n]]
         ref = measured[0] if measured else names[0]
         for n in names:
@@ -168,10 +173,11 @@ def _not_compared(spec: ModelSpec, name: str, ref: str) -> ParityRow:
                      "", nan, nan, nan, True, "not compared: " + "; ".join(reasons), compared=False)
 
 
-def run_parity(adapter_names: list[str], seed: int, threads: int, executor: Executor | None = None) -> list[ParityRow]:
-    """Each adapter in its own process through the executor (a timeout kills its process group)."""
+def measure_adapters(adapter_names: list[str], specs: list[ModelSpec], seed: int, threads: int,
+                     executor: Executor | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """Each adapter's parity measurements, each in its own process through the executor (a timeout
+    kills its process group)."""
     executor = executor or LocalProcessExecutor()
-    specs = parity_specs()
     results = {}
     try:
         for name in adapter_names:
@@ -180,7 +186,13 @@ def run_parity(adapter_names: list[str], seed: int, threads: int, executor: Exec
     except BaseException:
         executor.cancel_all()
         raise
-    return compare(specs, results)
+    return results
+
+
+def run_parity(adapter_names: list[str], seed: int, threads: int, executor: Executor | None = None) -> list[ParityRow]:
+    """Every parity spec in every adapter, compared with the first adapter."""
+    specs = parity_specs()
+    return compare(specs, measure_adapters(adapter_names, specs, seed, threads, executor))
 
 
 def roundtrip_ok(weights: CanonicalWeights, back: CanonicalWeights, merged: bool) -> bool:

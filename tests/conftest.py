@@ -1,10 +1,13 @@
 import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bench.data import Dataset
+from tests import framework_guard
 from tests.fake_adapters import ENV_VALUE
 
 
@@ -12,35 +15,61 @@ def installed(*modules: str) -> bool:
     return all(importlib.util.find_spec(m) is not None for m in modules)
 
 
-# Settings fixed when a framework is imported, so one process holds one value of each:
-# the Keras backend (default tensorflow) and whether tf.keras is the legacy tf-keras (TF 1.x cells).
-PROCESS_VARS = {"KERAS_BACKEND": "tensorflow", "TF_USE_LEGACY_KERAS": None}
-ONLY_ADAPTER_VAR = "RNNBENCH_TEST_ADAPTER"  # set in the subprocess that tests one such adapter
+ONLY_ADAPTER_VAR = "RNNBENCH_TEST_ADAPTER"  # set in the subprocess that runs tests/contract for one adapter
 
 
-def runs_in_this_process(name: str) -> bool:
+def adapter_under_test() -> str | None:
+    """The adapter whose frameworks this test process holds (None: the main, framework-free process)."""
+    return os.environ.get(ONLY_ADAPTER_VAR) or None
+
+
+def _install_guard() -> framework_guard.FrameworkGuard:
     import adapters
 
-    only = os.environ.get(ONLY_ADAPTER_VAR)
-    if only:
-        return name == only
-    env = adapters.BUILTIN[name].env
-    return all(os.environ.get(k, default) == env.get(k, default) for k, default in PROCESS_VARS.items())
+    name = adapter_under_test()
+    if name is None:
+        return framework_guard.install(frozenset(), "this test process (framework-free)")
+    allowed = framework_guard.allowed_frameworks(adapters.get_info(name).requires)
+    return framework_guard.install(allowed, f"the test process of adapter {name!r}")
 
 
-def same_backend_adapters() -> list:
-    """pytest params of the built-in adapters this process can load, skipped when not installed.
+GUARD = _install_guard()
 
-    Adapters that need other PROCESS_VARS run in a subprocess with those set (see
-    test_adapters_contract.test_adapter_in_its_own_process).
-    """
-    import adapters
 
-    return [
-        pytest.param(name, marks=pytest.mark.skipif(not installed(*info.requires), reason=f"{info.requires} not installed"))
-        for name, info in adapters.BUILTIN.items()
-        if runs_in_this_process(name)
-    ]
+@pytest.fixture(autouse=True)
+def _one_framework_per_process(request):
+    """Fail the test that brought a framework it may not hold into this process (see framework_guard)."""
+    refused = len(GUARD.refused)
+    yield
+    assert GUARD.refused[refused:] == [], f"{request.node.nodeid} tried to import {GUARD.refused[refused:]}"
+    if adapter_under_test() is None:
+        loaded = framework_guard.loaded_frameworks(sys.modules)
+        assert loaded == [], f"{request.node.nodeid} left {loaded} in the framework-free test process"
+
+
+CONTRACT_DIR = Path(__file__).resolve().parent / "contract"
+CONTRACT_DRIVER = "test_in_own_processes.py"  # the one module of tests/contract/ the main process runs
+
+
+def only_for(*names: str):
+    """Mark a tests/contract/ test that concerns some adapters only (skipped in the others' processes)."""
+    return pytest.mark.skipif(adapter_under_test() not in names, reason=f"a test of {', '.join(names)} only")
+
+
+def pytest_collection_modifyitems(config, items):
+    """tests/contract/ runs in one subprocess per adapter (its driver starts them): the main process
+    runs only the driver, an adapter's process everything else there."""
+    in_adapter = adapter_under_test() is not None
+    keep, drop = [], []
+    for item in items:
+        path = Path(item.path).resolve()
+        if path.is_relative_to(CONTRACT_DIR) and (path.name == CONTRACT_DRIVER) == in_adapter:
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture

@@ -1,12 +1,15 @@
-"""Cross-framework parity in the default test run: same weights -> same model, for every cell and direction."""
+"""Cross-framework parity in the default test run: same weights -> same model, for every cell and direction.
+
+Each framework is measured in its own process through the executor, as `bench parity` does it
+(tests/framework_guard.py keeps frameworks out of the test process).
+"""
 
 import numpy as np
 import pytest
 
-import adapters
 from bench.canonical import CanonicalWeights, init_weights, keras_scheme, param_difference_note, torch_scheme
 from bench.errors import BenchInputError
-from bench.parity import compare_spec, measure_spec, roundtrip_ok
+from bench.parity import compare, compare_spec, measure_adapters, spec_arrays
 from bench.specs import CELLS, ModelSpec
 from tests.conftest import installed
 
@@ -16,12 +19,8 @@ SPECS = [ModelSpec(cell, (8, 6), bi) for cell in CELLS for bi in (False, True)]
 
 @pytest.fixture(scope="module")
 def both():
-    out = {}
-    for name in ("keras", "torch"):
-        a = adapters.load(name)
-        a.setup("cpu", threads=1, seed=0)
-        out[name] = a
-    return out
+    """keras' and torch's parity measurements of SPECS, one process each."""
+    return measure_adapters(["keras", "torch"], SPECS, seed=11, threads=1)
 
 
 def test_keras_scheme_follows_keras_defaults():
@@ -62,22 +61,9 @@ def test_param_difference_is_explained_in_words():
 
 @needs_both
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.key)
-@pytest.mark.parametrize("name", ["keras", "torch"])
-def test_weights_round_trip(both, name, spec):
-    a = both[name]
-    weights = torch_scheme(spec, seed=5)
-    from bench.specs import TrainSpec
-
-    model = a.build(spec, TrainSpec())
-    a.set_weights(model, weights)
-    assert roundtrip_ok(weights, a.get_weights(model), merged=not a.keeps_recurrent_bias(spec.cell))
-
-
-@needs_both
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.key)
 def test_keras_and_torch_are_the_same_model(both, spec):
-    r, a = measure_spec(both["keras"], spec, seed=11), measure_spec(both["torch"], spec, seed=11)
-    row = compare_spec(spec, "keras", r, "torch", a)
+    i = SPECS.index(spec)
+    row = compare_spec(spec, "keras", spec_arrays(both["keras"], i), "torch", spec_arrays(both["torch"], i))
     assert row.ok, row
     assert row.logits_diff < 1e-5 and row.loss_diff < 1e-5 and row.weights_diff < 1e-4
 
@@ -85,7 +71,7 @@ def test_keras_and_torch_are_the_same_model(both, spec):
 @needs_both
 def test_a_real_difference_is_caught(both):
     spec = SPECS[2]  # gru
-    r, a = measure_spec(both["keras"], spec, seed=11), measure_spec(both["torch"], spec, seed=11)
+    r, a = spec_arrays(both["keras"], 2), spec_arrays(both["torch"], 2)
     assert not compare_spec(spec, "keras", r, "torch", {**a, "logits": a["logits"] + 1e-3}).ok
     wrong = {**a, "delta/l0.d0.w_hh": a["delta/l0.d0.w_hh"] * 1.01}
     assert not compare_spec(spec, "keras", r, "torch", wrong).ok
@@ -102,19 +88,10 @@ def test_canonical_arrays_round_trip():
 
 
 @pytest.mark.skipif(not installed("keras", "tensorflow", "tf_keras"), reason="keras and tf-keras needed")
-def test_tf1_graph_is_the_same_model_as_keras_except_its_gru(both):
-    """TF 1.x cells run in their own process (legacy tf-keras), through the executor as `bench parity`
-    runs them; Keras is measured here, in-process."""
-    from bench.executor import LocalProcessExecutor
-    from bench.parity import compare, parity_job, read_parity_result
-
+def test_tf1_graph_is_the_same_model_as_keras_except_its_gru():
+    """TF 1.x cells (legacy tf-keras) and Keras 3, each in its own process, as `bench parity` runs them."""
     specs = [ModelSpec("lstm", (8, 6), True), ModelSpec("rnn", (6, 8, 5)), ModelSpec("gru", (8,))]
-    result = LocalProcessExecutor().submit(parity_job("tf1-graph", specs, seed=11, threads=1)).result()
-    tf1 = read_parity_result("tf1-graph", result)
-    keras = {}
-    for i, spec in enumerate(specs):
-        keras.update({f"{i}/{k}": v for k, v in measure_spec(both["keras"], spec, seed=11 + i).items()})
-    rows = compare(specs, {"keras": keras, "tf1-graph": tf1})
+    rows = compare(specs, measure_adapters(["keras", "tf1-graph"], specs, seed=11, threads=1))
     assert [(r.spec_key, r.compared, r.ok) for r in rows] == [
         ("lstm-bi-8-6", True, True), ("rnn-uni-6-8-5", True, True), ("gru-uni-8x1", False, True)
     ]

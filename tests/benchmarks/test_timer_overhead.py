@@ -6,7 +6,8 @@ Two measurements, printed as a table and asserted:
    median step time of a small model (2x32 LSTM, batch 64: the worst case, the shortest step);
 2. end to end: the same training steps timed vs untimed (a no-op timer for PyTorch, a bare
    model.fit for Keras), interleaved, as the median of the paired relative differences.
-Run with: python -m pytest -m perf tests/benchmarks/test_timer_overhead.py -s
+Run with: RNNBENCH_TEST_ADAPTER=torch python -m pytest -m perf tests/benchmarks/test_timer_overhead.py -s
+(one adapter per process, tests/framework_guard.py; KERAS_BACKEND=jax beside keras-jax, and so on).
 """
 
 import time
@@ -18,11 +19,11 @@ import adapters
 from bench.batching import BatchPlan
 from bench.specs import ModelSpec, TrainSpec
 from bench.timing import StepTimer
-from tests.conftest import same_backend_adapters
+from tests.conftest import adapter_under_test
 
 pytestmark = pytest.mark.perf
 
-ADAPTERS = same_backend_adapters()  # other Keras backends: run again with KERAS_BACKEND=jax or torch
+ADAPTERS = [adapter_under_test()] if adapter_under_test() else []
 STEPS, PAIRS, BATCH = 200, 9, 64
 
 

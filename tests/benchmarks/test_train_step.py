@@ -2,8 +2,12 @@
 
 Not part of the default test run (marker `perf`). Save a baseline and gate on it:
 
-    python -m pytest -m perf tests/benchmarks --benchmark-autosave
-    python -m pytest -m perf tests/benchmarks --benchmark-compare --benchmark-compare-fail=median:10%
+    RNNBENCH_TEST_ADAPTER=torch python -m pytest -m perf tests/benchmarks --benchmark-autosave
+    RNNBENCH_TEST_ADAPTER=torch python -m pytest -m perf tests/benchmarks --benchmark-compare \
+        --benchmark-compare-fail=median:10%
+
+One adapter per process (tests/framework_guard.py): RNNBENCH_TEST_ADAPTER names it (with
+KERAS_BACKEND=jax for keras-jax, and so on); without it the framework benchmarks are skipped.
 
 Timings live here and in `python -m bench compare`, never in the unit tests.
 """
@@ -14,11 +18,11 @@ import pytest
 
 import adapters
 from bench.specs import CELLS, ModelSpec, TrainSpec
-from tests.conftest import same_backend_adapters
+from tests.conftest import adapter_under_test
 
 pytestmark = pytest.mark.perf
 
-ADAPTERS = same_backend_adapters()  # other Keras backends: run again with KERAS_BACKEND=jax or torch
+ADAPTERS = [adapter_under_test()] if adapter_under_test() else []
 BATCH = 64
 
 

@@ -1,15 +1,12 @@
 """Tests of one adapter's own behaviour (the shared contract is in test_adapters_contract.py)."""
 
-import pytest
-
 import adapters
 from bench.specs import ModelSpec, TrainSpec
-from tests.conftest import installed, runs_in_this_process
+from tests.conftest import only_for
 
 
+@only_for("keras")
 def test_keras_reports_reference_d1_parameter_count():
-    if not installed("keras", "tensorflow") or not runs_in_this_process("keras"):
-        pytest.skip("keras on tensorflow not installed")
     a = adapters.load("keras")
     a.setup("cpu", 1, 0)
     # docs/reference-cases.md, case D1: SimpleRNN(256) -> SimpleRNN(256) -> Dense(10) on 28 features
@@ -18,9 +15,8 @@ def test_keras_reports_reference_d1_parameter_count():
     assert [layer.count_params() for layer in model.layers[1:]] == [72_960, 131_328, 2_570]
 
 
+@only_for("torch")
 def test_torch_bidirectional_head_sees_forward_last_and_backward_final_state():
-    if not installed("torch"):
-        pytest.skip("torch not installed")
     import torch
 
     a = adapters.load("torch")
@@ -39,9 +35,8 @@ def test_torch_bidirectional_head_sees_forward_last_and_backward_final_state():
         torch.testing.assert_close(model(x), expected)
 
 
+@only_for("torch")
 def test_torch_groups_uniform_layers_into_one_module():
-    if not installed("torch"):
-        pytest.skip("torch not installed")
     from adapters.torch_adapter import layer_groups
 
     assert layer_groups(ModelSpec("lstm", (128, 128))) == [(128, 2, 0.0)]
@@ -50,6 +45,7 @@ def test_torch_groups_uniform_layers_into_one_module():
     assert layer_groups(ModelSpec("rnn", (8, 8, 4))) == [(8, 2, 0.0), (4, 1, 0.0)]
 
 
+@only_for("torch")
 def test_torch_rejects_relu_lstm_before_any_work():
     info = adapters.get_info("torch")
     assert "fixed tanh activation" in info.unsupported_reason(ModelSpec("lstm", (8,), activation="relu"))
