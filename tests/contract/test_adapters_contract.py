@@ -17,6 +17,7 @@ from bench.parity import roundtrip_ok
 from bench.specs import CELLS, ModelSpec, TrainSpec
 from bench.timing import StepTimer
 from tests.conftest import only_for
+from tests.contract.conftest import SEQ
 
 
 def rnn_params(cell: str, in_size: int, h: int, biases: int) -> int:
@@ -86,7 +87,7 @@ def test_reference_models_have_the_hand_derived_parameter_counts(adapter):
 
 def test_fit_times_every_planned_step_and_evaluate_is_sane(adapter, tiny_data):
     train = TrainSpec(batch_size=16, epochs=2, max_steps=6, warmup_steps=1, eval_batch_size=8)
-    spec = ModelSpec("lstm", (8, 8), True, dropout=(0.1, 0.0))
+    spec = ModelSpec("lstm", (8, 8), True, dropout=(0.1, 0.0), timesteps=SEQ)
     model = adapter.build(spec, train)
     plan = BatchPlan(len(tiny_data.y_train), train.batch_size, train.epochs, train.max_steps, train.seed)
     timer = StepTimer(sync=adapter.sync)
@@ -109,7 +110,7 @@ def test_fit_times_every_planned_step_and_evaluate_is_sane(adapter, tiny_data):
 def test_fit_follows_the_learning_rate_schedule(adapter, tiny_data, schedule, rate):
     train = TrainSpec(batch_size=16, epochs=2, max_steps=5, learning_rate=0.01, lr_schedule=schedule, lr_decay=rate,
                       lr_decay_steps=2, phase_rounds=0)
-    model = adapter.build(ModelSpec("rnn", (4,)), train)
+    model = adapter.build(ModelSpec("rnn", (4,), timesteps=SEQ), train)
     fit = adapter.fit(model, tiny_data, train, BatchPlan(64, 16, 2, 5, 0), StepTimer(adapter.sync))
     assert fit.steps == 5
     # after 5 updates, the optimizer holds the rate of update number 5 (counting from 0)
@@ -130,7 +131,7 @@ def test_precision_is_applied_and_read_back(adapter, tiny_data, precision):
     if "compile" in adapter.name and precision in ("tf32", "fp16"):
         pytest.skip("the compiled variants share the eager adapter's precision code; bf16 covers their graphs")
     train = TrainSpec(batch_size=16, epochs=1, max_steps=4, warmup_steps=1, eval_batch_size=8, precision=precision)
-    spec = ModelSpec("gru", (8,))
+    spec = ModelSpec("gru", (8,), timesteps=SEQ)
     try:
         adapter.set_precision(precision)
         model = adapter.build(spec, train)
@@ -175,7 +176,7 @@ def test_every_weight_is_visible_to_the_learning_check(adapter, tiny_data, cell)
     from bench.learning import frozen_weights
 
     train = TrainSpec(batch_size=16, max_steps=2, learning_rate=1e-2)
-    model = adapter.build(ModelSpec(cell, (4, 3), bidirectional=True), train)
+    model = adapter.build(ModelSpec(cell, (4, 3), bidirectional=True, timesteps=SEQ), train)
     before = adapter.weight_arrays(model)
     count = sum(a.size for name, a in before.items() if not name.endswith(".b_hh") or adapter.keeps_recurrent_bias(cell))
     assert count == adapter.count_params(model)  # nothing trainable escapes the check
@@ -184,13 +185,13 @@ def test_every_weight_is_visible_to_the_learning_check(adapter, tiny_data, cell)
 
 
 def test_training_reduces_loss_on_a_learnable_task(adapter, tiny_data):
-    # Label = which half of the image is brighter: learnable in a few dozen steps.
+    # Label = which half of the sequence is brighter: learnable in a few dozen steps.
     x = tiny_data.x_train.copy()
     y = np.arange(len(x)) % 2
-    x[y == 1, 14:] += 1.0
+    x[y == 1, SEQ // 2:] += 1.0
     data = type(tiny_data)(**{**tiny_data.__dict__, "x_train": x, "y_train": y, "x_test": x[:20], "y_test": y[:20]})
     train = TrainSpec(batch_size=16, epochs=15, learning_rate=1e-2, eval_batch_size=20)
-    model = adapter.build(ModelSpec("gru", (8,)), train)
+    model = adapter.build(ModelSpec("gru", (8,), timesteps=SEQ), train)
     before = adapter.evaluate(model, data, train).loss
     adapter.fit(model, data, train, BatchPlan(64, 16, 15, None, 0), StepTimer(adapter.sync))
     after = adapter.evaluate(model, data, train)
@@ -201,7 +202,7 @@ def test_training_reduces_loss_on_a_learnable_task(adapter, tiny_data):
 def _learnable(tiny_data):
     x = tiny_data.x_train.copy()
     y = np.arange(len(x)) % 2
-    x[y == 1, 14:] += 1.0
+    x[y == 1, SEQ // 2:] += 1.0
     return type(tiny_data)(**{**tiny_data.__dict__, "x_train": x, "y_train": y, "x_test": x[:20], "y_test": y[:20]})
 
 
@@ -222,7 +223,7 @@ def test_learning_check_catches_a_frozen_layer(adapter, tiny_data, freeze):
 
     data = _learnable(tiny_data)
     train = TrainSpec(batch_size=16, epochs=5, learning_rate=1e-2)
-    spec = ModelSpec("lstm", (8, 6))  # widths differ: two recurrent modules in both frameworks
+    spec = ModelSpec("lstm", (8, 6), timesteps=SEQ)  # widths differ: two recurrent modules in both frameworks
     model = adapter.build(spec, train)
     if freeze:
         _freeze_first_layer(adapter, model)
@@ -256,7 +257,7 @@ def test_torch_compile_rnn_lstm_on_cpu_trains_or_is_unavailable_with_the_probe_s
     import torch
 
     train = TrainSpec(batch_size=16, max_steps=2)
-    model = adapter.build(ModelSpec("lstm", (4,)), train)
+    model = adapter.build(ModelSpec("lstm", (4,), timesteps=SEQ), train)
     defect = adapter.compiled_lstm_defect()
     if defect is None:  # a torch that traces the oneDNN LSTM correctly: it trains like any adapter
         assert adapter.fit(model, tiny_data, train, BatchPlan(64, 16, 1, 2, 0), StepTimer(adapter.sync)).steps == 2
@@ -264,5 +265,5 @@ def test_torch_compile_rnn_lstm_on_cpu_trains_or_is_unavailable_with_the_probe_s
     assert torch.__version__ in defect and "allow_rnn cannot train an LSTM on cpu" in defect
     with pytest.raises(CaseUnavailable, match="torch-compile, which leaves the LSTM eager, runs it"):
         adapter.fit(model, tiny_data, train, BatchPlan(64, 16, 1, 2, 0), StepTimer(adapter.sync))
-    gru = adapter.build(ModelSpec("gru", (4,)), train)  # the other cells are traced and train
+    gru = adapter.build(ModelSpec("gru", (4,), timesteps=SEQ), train)  # the other cells are traced and train
     assert adapter.fit(gru, tiny_data, train, BatchPlan(64, 16, 1, 2, 0), StepTimer(adapter.sync)).steps == 2

@@ -21,12 +21,14 @@ TIMEOUT_S = 1800  # a loaded 2-core machine: tf1-graph's contract alone takes mi
 
 
 @pytest.mark.parametrize("name", list(adapters.BUILTIN))
-def test_contract_in_the_adapters_own_process(name):
+def test_contract_in_the_adapters_own_process(name, tmp_path):
     info = adapters.BUILTIN[name]
     if not installed(*info.requires):
         pytest.skip(f"{', '.join(info.requires)} not installed (pip install 'rnnbench[{name}]')")
     env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "TF_USE_LEGACY_KERAS")}
     env.update({**info.env, ONLY_ADAPTER_VAR: name})
+    # A cold compile cache, as on a fresh machine: no result depends on what an earlier run compiled.
+    env["TORCHINDUCTOR_CACHE_DIR"] = str(tmp_path / "inductor")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", str(HERE), "-q", "-p", "no:cacheprovider", "-n", "0", "-rfE"],
         capture_output=True, text=True, env=env, timeout=TIMEOUT_S, cwd=HERE.parent.parent,
