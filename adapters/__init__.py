@@ -16,8 +16,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bench.errors import BenchInputError, choices_text
-from bench.specs import PRECISIONS, ModelSpec
+from bench.core.errors import BenchInputError, choices_text
+from bench.core.specs import PRECISIONS, ModelSpec
 
 
 def _torch_check(model: ModelSpec) -> str | None:

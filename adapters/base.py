@@ -14,11 +14,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.batching import BatchPlan
-from bench.canonical import CanonicalWeights
-from bench.data import Dataset
-from bench.specs import ModelSpec, TrainSpec
-from bench.timing import StepTimer
+from bench.core.batching import BatchPlan
+from bench.core.canonical import CanonicalWeights
+from bench.core.dataset import Dataset
+from bench.core.specs import ModelSpec, TrainSpec
+from bench.core.timer import StepTimer
 
 
 @dataclass(frozen=True)

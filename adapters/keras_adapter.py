@@ -17,11 +17,11 @@ import numpy as np  # noqa: E402
 
 from adapters.base import Adapter, EvalResult, FitResult, RuntimeInfo  # noqa: E402
 from adapters.kernel_rules import keras_kernel_path  # noqa: E402
-from bench.batching import BatchPlan  # noqa: E402
-from bench.canonical import CanonicalWeights, Direction  # noqa: E402
-from bench.data import Dataset  # noqa: E402
-from bench.specs import ModelSpec, TrainSpec  # noqa: E402
-from bench.timing import StepTimer  # noqa: E402
+from bench.core.batching import BatchPlan  # noqa: E402
+from bench.core.canonical import CanonicalWeights, Direction  # noqa: E402
+from bench.core.dataset import Dataset  # noqa: E402
+from bench.core.specs import ModelSpec, TrainSpec  # noqa: E402
+from bench.core.timer import StepTimer  # noqa: E402
 
 CELLS = {"rnn": keras.layers.SimpleRNN, "gru": keras.layers.GRU, "lstm": keras.layers.LSTM}
 # Keras' documented mixed precision: compute in 16 bits, variables in float32; with mixed_float16,
@@ -130,7 +130,7 @@ class KerasAdapter(Adapter):
 
             tf.config.experimental.enable_tensor_float_32_execution(tf32)  # TF's own default: on
         elif backend == "torch":
-            from adapters.torch_adapter import set_torch_tf32
+            from adapters.torch_common import set_torch_tf32
 
             set_torch_tf32(tf32)
         elif backend == "jax":
@@ -146,7 +146,7 @@ class KerasAdapter(Adapter):
 
             matmul = f"tf32 {'on' if tf.config.experimental.tensor_float_32_execution_enabled() else 'off'}"
         elif backend == "torch":
-            from adapters.torch_adapter import torch_tf32_state
+            from adapters.torch_common import torch_tf32_state
 
             matmul = torch_tf32_state()
         else:
@@ -317,7 +317,7 @@ class KerasAdapter(Adapter):
         extra["matmul_precision"] = self._precision_in_force(model)
         extra["compile_policy"] = f"jit_compile={model.jit_compile}"
         if backend.startswith("torch"):
-            from adapters.torch_adapter import torch_kernel_policy
+            from adapters.torch_common import torch_kernel_policy
 
             extra["compile_policy"] += ", " + torch_kernel_policy()
         return RuntimeInfo(
@@ -384,7 +384,7 @@ class KerasAdapter(Adapter):
     def kernel_path(self, model: keras.Model, x, y) -> str:
         backend = keras.backend.backend()
         if backend == "torch":  # Keras' torch backend calls torch's own RNN kernels where it can: ask the profiler
-            from adapters.torch_adapter import profiled_kernel_path
+            from adapters.torch_common import profiled_kernel_path
 
             return profiled_kernel_path(lambda: self.train_step(model, self._train)(x, y), self._gpu)
         return keras_kernel_path(self._spec, self._gpu, backend)

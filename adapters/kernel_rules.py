@@ -10,7 +10,7 @@ compatible), so the model falls back to a plain tf.function.
 
 from __future__ import annotations
 
-from bench.specs import ModelSpec
+from bench.core.specs import ModelSpec
 
 GENERIC = "generic step loop"
 

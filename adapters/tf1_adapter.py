@@ -32,11 +32,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from adapters.base import Adapter, EvalResult, FitResult, RuntimeInfo, timed_loop  # noqa: E402
-from bench.batching import BatchPlan  # noqa: E402
-from bench.canonical import CanonicalWeights, Direction  # noqa: E402
-from bench.data import Dataset  # noqa: E402
-from bench.specs import ModelSpec, TrainSpec  # noqa: E402
-from bench.timing import StepTimer  # noqa: E402
+from bench.core.batching import BatchPlan  # noqa: E402
+from bench.core.canonical import CanonicalWeights, Direction  # noqa: E402
+from bench.core.dataset import Dataset  # noqa: E402
+from bench.core.specs import ModelSpec, TrainSpec  # noqa: E402
+from bench.core.timer import StepTimer  # noqa: E402
 
 v1 = tf.compat.v1
 FORGET_BIAS = 1.0  # BasicLSTMCell(128, forget_bias=1.0), as the tutorial builds it

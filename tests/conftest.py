@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.data import Dataset
+from bench.core.dataset import Dataset
 from tests import framework_guard
 from tests.fake_adapters import ENV_VALUE
 

@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from adapters.base import Adapter, EvalResult, FitResult, RuntimeInfo
-from bench.canonical import CanonicalWeights, torch_scheme
+from bench.core.canonical import CanonicalWeights, torch_scheme
 
 
 class OkAdapter(Adapter):

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.ab import AbCase, SideCase, judge, pair_cases, schedule
-from bench.cli import main
-from bench.jobs import Job
+from bench.cli.main import main
+from bench.execution.jobs import Job
+from bench.stats.ab import AbCase, SideCase, judge, pair_cases, schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -144,7 +144,7 @@ def test_ctrl_c_removes_the_worktrees_and_stops_every_process(tmp_path, fake_ada
 def test_worktrees_of_a_killed_ab_are_removed_by_the_next(tmp_path):
     import tempfile
 
-    from bench.ab import remove_stale_worktrees
+    from bench.stats.ab import remove_stale_worktrees
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bench.batching import BatchPlan, epoch_permutation
+from bench.core.batching import BatchPlan, epoch_permutation
 
 
 def test_permutation_is_seeded_and_differs_per_epoch():

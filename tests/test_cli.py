@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
+from bench.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,8 +76,9 @@ def test_show_of_missing_path_is_bad_input(tmp_path, capsys):
 
 
 def _finished_run(tmp_path, status="ok"):
-    from bench.results import Record, save_run, to_frame
-    from bench.specs import Case, ModelSpec
+    from bench.core.specs import Case, ModelSpec
+    from bench.results.record import Record
+    from bench.results.store import save_run, to_frame
 
     rec = Record.for_case(Case("torch", ModelSpec("gru", (8,))), "r1", 1).with_measurements({"status": status})
     run_dir = tmp_path / "runs" / "r1"
@@ -103,8 +104,8 @@ def test_baseline_rejects_bad_input(tmp_path, capsys, case, fragment):
 
 
 def _prepare(argv):
-    from bench.cli import build_parser
-    from bench.cli_run import prepare_run
+    from bench.cli.main import build_parser
+    from bench.cli.run import prepare_run
 
     return prepare_run(build_parser().parse_args(["run", *argv]))
 
@@ -139,7 +140,7 @@ def test_every_command_prints_its_help(capsys):
     """argparse formats help strings with %: a bare '25%' in one crashed `--help` of compare and ab."""
     import argparse
 
-    from bench.cli import build_parser
+    from bench.cli.main import build_parser
 
     parser = build_parser()
     (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]

@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import compare
-from bench.cli import main
-from bench.errors import BenchInputError
-from bench.results import Record, save_run, to_frame
-from bench.specs import Case, ModelSpec, TrainSpec
+from bench.cli.main import main
+from bench.core.errors import BenchInputError
+from bench.core.specs import Case, ModelSpec, TrainSpec
+from bench.results.record import Record
+from bench.results.store import save_run, to_frame
+from bench.stats import compare
 
 STEP = compare.Threshold("step_time_ms_median", 10.0)
 

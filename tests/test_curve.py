@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from bench.curve import BetweenSteps, curve_columns, time_to_target
+from bench.measure.curve import BetweenSteps, curve_columns, time_to_target
 
 
 def test_evaluations_run_every_n_steps_before_the_last_with_training_seconds_so_far():
@@ -39,10 +39,10 @@ def test_the_steps_right_after_an_evaluation_are_recorded_but_not_summarised(fak
     keeps every step time, names the settling steps, and its statistics, compare's and the exports'
     step times all leave the same steps out."""
     from bench import data
-    from bench.compare import timed_steps
-    from bench.jobs import CaseJob
-    from bench.specs import Case, ModelSpec, TrainSpec
-    from bench.worker import measure_case
+    from bench.core.specs import Case, ModelSpec, TrainSpec
+    from bench.execution.jobs import CaseJob
+    from bench.measure.case import measure_case
+    from bench.stats.compare import timed_steps
 
     train = TrainSpec(batch_size=64, max_steps=30, warmup_steps=2, phase_rounds=0, eval_every=5)
     case = Case("fake-cold", ModelSpec("gru", (8,)), train, dataset="mnist-5k")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bench import data
-from bench.errors import DataError
+from bench.core.errors import DataError
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> None:

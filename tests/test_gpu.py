@@ -21,7 +21,7 @@ ALLOC_MB = 512
 PROBE = """
 import json, os, time
 {setup}
-from bench.memory import GpuMemorySampler
+from bench.measure.memory import GpuMemorySampler
 with GpuMemorySampler(period_s=0.005) as s:
     {warm}
     time.sleep(0.2)

@@ -8,12 +8,13 @@ import subprocess
 import pandas as pd
 import pytest
 
-from bench.results import Record, save_run, to_frame
-from bench.specs import Case, ModelSpec, TrainSpec
+from bench.core.specs import Case, ModelSpec, TrainSpec
+from bench.results.record import Record
+from bench.results.store import save_run, to_frame
 
 pytest.importorskip("matplotlib")
 
-from bench import html_report  # noqa: E402
+from bench.render import html as html_report  # noqa: E402
 
 
 def run_frame() -> pd.DataFrame:
@@ -71,7 +72,7 @@ def test_phases_and_memory_charts():
 
 
 def write(tmp_path, runs=1):
-    from bench.report_command import write_report
+    from bench.cli.report import write_report
 
     paths = []
     for i in range(runs):

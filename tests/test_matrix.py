@@ -1,7 +1,7 @@
 import pytest
 
-from bench.errors import BenchInputError
-from bench.matrix import MATRICES, Overrides, build_cases
+from bench.core.errors import BenchInputError
+from bench.planning.matrices import MATRICES, Overrides, build_cases
 
 
 def test_smoke_is_both_adapters_by_every_cell_and_direction():

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import BenchInputError
-from bench.matrix import Overrides, build_cases
+from bench.core.errors import BenchInputError
+from bench.planning.matrices import Overrides, build_cases
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "matrix.toml"
 
@@ -81,8 +81,8 @@ def test_a_missing_file_is_named(tmp_path):
 
 
 def test_a_user_matrix_runs_end_to_end_through_the_cli(tmp_path, fake_adapters, capsys):
-    from bench.cli import main
-    from bench.results import load_results
+    from bench.cli.main import main
+    from bench.results.store import load_results
 
     path = write(tmp_path, 'dataset = "synthetic"\ntimeout_s = 60\n[train]\nmax_steps = 6\nwarmup_steps = 1\n'
                            '[grid]\nadapters = ["fake-ok"]\ncells = ["rnn", "gru"]\nunits = [4]\n'
@@ -100,7 +100,7 @@ def test_a_user_matrix_runs_end_to_end_through_the_cli(tmp_path, fake_adapters, 
 
 
 def test_the_precision_example_holds_both_precisions_of_every_case():
-    from bench.matrix import Overrides, apply_overrides, get_matrix
+    from bench.planning.matrices import Overrides, apply_overrides, get_matrix
 
     cases = apply_overrides(get_matrix(str(EXAMPLE.parent / "precision.toml")), Overrides())
     by_precision = {p: sorted(c.case_id.removesuffix("/bf16") for c in cases if c.train.precision == p)

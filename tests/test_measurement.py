@@ -3,9 +3,9 @@
 import pytest
 
 from adapters.kernel_rules import keras_cudnn_blockers, keras_kernel_path
-from bench.flops import forward_flops_per_example, train_flops_per_step
-from bench.phases import measure_phases
-from bench.specs import ModelSpec
+from bench.core.specs import ModelSpec
+from bench.measure.flops import forward_flops_per_example, train_flops_per_step
+from bench.measure.phases import measure_phases
 
 
 def test_flops_of_one_layer_rnn_by_hand():
@@ -62,7 +62,7 @@ def test_keras_blockers_empty_only_when_cudnn_applies():
 def test_phase_split_is_difference_of_medians(monkeypatch):
     # A fake clock: each phase call advances it by a fixed cost, so the split is exact.
     clock = {"ns": 0}
-    monkeypatch.setattr("bench.phases.time.perf_counter_ns", lambda: clock["ns"])
+    monkeypatch.setattr("bench.measure.phases.time.perf_counter_ns", lambda: clock["ns"])
 
     def costs(ms):
         def call():

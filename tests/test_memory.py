@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.memory import GpuMemorySampler, peak_rss_mb, visible_devices
+from bench.measure.memory import GpuMemorySampler, peak_rss_mb, visible_devices
 
 MB = 2**20
 
@@ -318,8 +318,8 @@ def test_no_gpu_state_without_a_gpu():
 
 def _gpu_job(require_idle):
     from bench import data
-    from bench.jobs import CaseJob
-    from bench.specs import Case, ModelSpec, TrainSpec
+    from bench.core.specs import Case, ModelSpec, TrainSpec
+    from bench.execution.jobs import CaseJob
 
     case = Case("fake-gpu", ModelSpec("gru", (8,)), TrainSpec(max_steps=12, warmup_steps=2, phase_rounds=0),
                 dataset="synthetic")
@@ -328,8 +328,8 @@ def _gpu_job(require_idle):
 
 @pytest.mark.parametrize("require_idle", [False, True])
 def test_case_on_a_shared_gpu_is_recorded_or_failed(monkeypatch, fake_adapters, require_idle):
-    from bench import memory
-    from bench.worker import measure_case
+    from bench.measure import memory
+    from bench.measure.case import measure_case
 
     nvml = FakeNvml(procs={0: [(os.getpid(), 300 * MB), (4242, 512 * MB)]})
     nvml.reasons = 0x20

@@ -7,10 +7,10 @@ Each framework is measured in its own process through the executor, as `bench pa
 import numpy as np
 import pytest
 
-from bench.canonical import CanonicalWeights, init_weights, keras_scheme, param_difference_note, torch_scheme
-from bench.errors import BenchInputError
-from bench.parity import compare, compare_spec, measure_adapters, spec_arrays
-from bench.specs import CELLS, ModelSpec
+from bench.core.canonical import CanonicalWeights, init_weights, keras_scheme, param_difference_note, torch_scheme
+from bench.core.errors import BenchInputError
+from bench.core.specs import CELLS, ModelSpec
+from bench.stats.parity import compare, compare_spec, measure_adapters, spec_arrays
 from tests.conftest import installed
 
 needs_both = pytest.mark.skipif(not installed("keras", "tensorflow", "torch"), reason="keras and torch needed")
@@ -102,8 +102,8 @@ def test_tf1_graph_is_the_same_model_as_keras_except_its_gru():
 def test_a_parity_process_that_dies_or_hangs_is_named_without_a_traceback(fake_adapters):
     from dataclasses import replace
 
-    from bench.executor import LocalProcessExecutor
-    from bench.parity import parity_job, read_parity_result
+    from bench.execution.executors.local import LocalProcessExecutor
+    from bench.stats.parity import parity_job, read_parity_result
 
     executor = LocalProcessExecutor()
     crashed = executor.submit(parity_job("fake-missing", SPECS[:1], 0, 1)).result()

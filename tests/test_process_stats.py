@@ -9,8 +9,8 @@ little of its own (OWN), and its steps scatter around its level (WITHIN).
 import numpy as np
 import pytest
 
-from bench.compare import compare_process_steps, compare_step_times
-from bench.process_stats import compare_processes, hierarchical_bootstrap_ratio, process_medians
+from bench.stats.compare import compare_process_steps, compare_step_times
+from bench.stats.processes import compare_processes, hierarchical_bootstrap_ratio, process_medians
 
 K, STEPS, ROUND, OWN, WITHIN = 5, 69, 0.12, 0.012, 0.03
 

@@ -53,17 +53,17 @@ def test_a_local_ray_instance_runs_every_case_and_keeps_every_failure(tmp_path, 
 def test_without_ray_the_executor_is_bad_input_naming_the_extra(tmp_path, monkeypatch, capsys):
     import builtins
 
-    from bench.cli import main
+    from bench.cli.main import main
 
     real_import = builtins.__import__
 
     def no_ray(name, *args, **kwargs):
-        if name == "ray" or name.startswith("ray.") or name == "bench.ray_executor":
+        if name == "ray" or name.startswith("ray.") or name == "bench.execution.executors.ray":
             raise ImportError("No module named 'ray'")
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_ray)
-    monkeypatch.delitem(sys.modules, "bench.ray_executor", raising=False)
+    monkeypatch.delitem(sys.modules, "bench.execution.executors.ray", raising=False)
     assert main(["run", "--executor", "ray", "--out", str(tmp_path / "o")]) == 2
     assert "pip install 'rnnbench[ray]'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
@@ -71,7 +71,7 @@ def test_without_ray_the_executor_is_bad_input_naming_the_extra(tmp_path, monkey
 
 @needs_ray
 def test_data_reaches_a_node_without_the_files_by_checksum(tmp_path, monkeypatch):
-    from bench.ray_executor import materialize
+    from bench.execution.executors.ray import materialize
     from tests.test_data import make_idx_dir
 
     src_dir = tmp_path / "driver"

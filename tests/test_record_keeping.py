@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.cli import main
-from bench.results import Record, append_record, read_records, records_problems
-from bench.runner import missing_cases
-from bench.specs import Case, ModelSpec, TrainSpec
+from bench.cli.main import main
+from bench.core.specs import Case, ModelSpec, TrainSpec
+from bench.execution.runner import missing_cases
+from bench.results.record import Record
+from bench.results.store import append_record, read_records, records_problems
 from tests.test_runner import workers_started_by
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,15 +54,15 @@ def test_missing_cases_names_each_planned_case_without_a_row():
 
 def test_a_run_that_ends_with_fewer_rows_than_planned_says_which_and_exits_1(tmp_path, monkeypatch, fake_adapters,
                                                                               capsys):
-    import bench.runner
+    import bench.execution.runner
 
-    real = bench.runner.run_cases
+    real = bench.execution.runner.run_cases
 
     def loses_one(cases, *args, **kwargs):
         df = real(cases, *args, **kwargs)
         return df.iloc[1:].reset_index(drop=True)
 
-    monkeypatch.setattr(bench.runner, "run_cases", loses_one)
+    monkeypatch.setattr(bench.execution.runner, "run_cases", loses_one)
     code = main([*FAKE_RUN, "--adapters", "fake-ok", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 1

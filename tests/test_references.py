@@ -5,9 +5,10 @@ import math
 import pandas as pd
 import pytest
 
-from bench.matrix import Overrides, build_cases
-from bench.references import REFERENCES, reference_frame, reference_notices, reported_step_ratio
-from bench.results import Record, to_frame
+from bench.planning.matrices import Overrides, build_cases
+from bench.planning.references import REFERENCES, reference_frame, reference_notices, reported_step_ratio
+from bench.results.record import Record
+from bench.results.store import to_frame
 from tests.reference_params import KERAS, TORCH
 
 

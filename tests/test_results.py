@@ -4,9 +4,10 @@ import math
 import pandas as pd
 import pytest
 
-from bench.errors import BenchInputError
-from bench.results import COLUMNS, SCHEMA_VERSION, Record, append_record, load_results, read_records, save_run, to_frame
-from bench.specs import Case, ModelSpec, TrainSpec
+from bench.core.errors import BenchInputError
+from bench.core.specs import Case, ModelSpec, TrainSpec
+from bench.results.record import COLUMNS, SCHEMA_VERSION, Record
+from bench.results.store import append_record, load_results, read_records, save_run, to_frame
 
 
 def make_record(adapter="torch", median=12.5, status="ok", times=(30.0, 12.0, 13.0)) -> Record:

@@ -5,10 +5,11 @@ import json
 import pandas as pd
 import pytest
 
+from bench.core.specs import Case, ModelSpec, TrainSpec
+from bench.core.status import STATUSES
 from bench.data import resolve
-from bench.results import STATUSES, read_records
-from bench.runner import run_cases
-from bench.specs import Case, ModelSpec, TrainSpec
+from bench.execution.runner import run_cases
+from bench.results.store import read_records
 
 MODEL = ModelSpec("lstm", (8,))
 TRAIN = TrainSpec(batch_size=256, max_steps=12, warmup_steps=2)
@@ -87,8 +88,8 @@ def test_thread_settings_reach_the_child(tmp_path, fake_adapters, threads):
 
 
 def test_a_run_directory_in_use_is_refused(tmp_path, fake_adapters):
-    from bench.errors import BenchInputError
-    from bench.runner import run_lock
+    from bench.core.errors import BenchInputError
+    from bench.execution.runner import run_lock
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()

@@ -1,7 +1,7 @@
 import pytest
 
-from bench.errors import BenchInputError
-from bench.specs import Case, ModelSpec, TrainSpec
+from bench.core.errors import BenchInputError
+from bench.core.specs import Case, ModelSpec, TrainSpec
 
 
 def test_model_spec_normalizes_units_and_dropout():
@@ -81,7 +81,7 @@ def test_case_rejects_unknown_device():
 
 
 def test_learning_rate_schedules_have_exact_values():
-    from bench.specs import TrainSpec
+    from bench.core.specs import TrainSpec
 
     assert TrainSpec(learning_rate=0.1).learning_rate_at(1000) == 0.1
     inv = TrainSpec(learning_rate=1e-3, lr_schedule="inverse-time", lr_decay=1e-5)  # Keras 2's Adam(decay=1e-5)
@@ -103,7 +103,7 @@ def test_learning_rate_schedules_have_exact_values():
     ],
 )
 def test_bad_schedules_are_named(kwargs, fragment):
-    from bench.specs import TrainSpec
+    from bench.core.specs import TrainSpec
 
     with pytest.raises(BenchInputError) as exc:
         TrainSpec(**kwargs)
@@ -111,7 +111,7 @@ def test_bad_schedules_are_named(kwargs, fragment):
 
 
 def test_a_label_prefixes_the_case_id_and_is_checked():
-    from bench.specs import Case, ModelSpec
+    from bench.core.specs import Case, ModelSpec
 
     case = Case("keras", ModelSpec("rnn", (256, 256)), label="D1")
     assert case.case_id == "D1:keras/rnn-uni-256x2/b64/mnist-5k/s0"
@@ -121,8 +121,8 @@ def test_a_label_prefixes_the_case_id_and_is_checked():
 
 
 def test_precision_is_a_validated_train_setting_and_part_of_the_case_id():
-    from bench.errors import BenchInputError
-    from bench.specs import PRECISIONS, Case, ModelSpec, TrainSpec
+    from bench.core.errors import BenchInputError
+    from bench.core.specs import PRECISIONS, Case, ModelSpec, TrainSpec
 
     assert PRECISIONS == ("fp32", "tf32", "bf16", "fp16") and TrainSpec().precision == "fp32"
     fp32 = Case("torch", ModelSpec("gru", (8,)), TrainSpec())

@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from bench.timing import StepTimer, settling_steps, step_stats, throughput
+from bench.core.timer import StepTimer
+from bench.measure.steps import settling_steps, step_stats, throughput
 
 
 def test_stats_on_hand_made_sample_are_exact():

@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from bench.results import Record, to_frame
-from bench.specs import Case, ModelSpec, TrainSpec
-from bench.view import cells, comparison_tables, differences, print_view
+from bench.core.specs import Case, ModelSpec, TrainSpec
+from bench.render.view import cells, comparison_tables, differences, print_view
+from bench.results.record import Record
+from bench.results.store import to_frame
 
 ADAPTERS = ("keras", "torch")
 

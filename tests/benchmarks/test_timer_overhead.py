@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import adapters
-from bench.batching import BatchPlan
-from bench.specs import ModelSpec, TrainSpec
-from bench.timing import StepTimer
+from bench.core.batching import BatchPlan
+from bench.core.specs import ModelSpec, TrainSpec
+from bench.core.timer import StepTimer
 from tests.conftest import adapter_under_test
 
 pytestmark = pytest.mark.perf
@@ -36,7 +36,7 @@ class NullTimer(StepTimer):
 
 
 def _data(n):
-    from bench.data import Dataset
+    from bench.core.dataset import Dataset
 
     rng = np.random.default_rng(0)
     return Dataset(

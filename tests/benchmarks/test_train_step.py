@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import adapters
-from bench.specs import CELLS, ModelSpec, TrainSpec
+from bench.core.specs import CELLS, ModelSpec, TrainSpec
 from tests.conftest import adapter_under_test
 
 pytestmark = pytest.mark.perf

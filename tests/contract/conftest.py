@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bench.data import Dataset
+from bench.core.dataset import Dataset
 from tests.conftest import adapter_under_test
 
 # Timesteps of the contract's sequences: what the contract checks does not depend on the length, and

@@ -1,7 +1,7 @@
 """Tests of one adapter's own behaviour (the shared contract is in test_adapters_contract.py)."""
 
 import adapters
-from bench.specs import ModelSpec, TrainSpec
+from bench.core.specs import ModelSpec, TrainSpec
 from tests.conftest import only_for
 
 

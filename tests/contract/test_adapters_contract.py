@@ -11,11 +11,11 @@ import pytest
 
 import adapters
 from adapters.base import Adapter, CaseUnavailable
-from bench.batching import BatchPlan
-from bench.canonical import torch_scheme
-from bench.parity import roundtrip_ok
-from bench.specs import CELLS, ModelSpec, TrainSpec
-from bench.timing import StepTimer
+from bench.core.batching import BatchPlan
+from bench.core.canonical import torch_scheme
+from bench.core.specs import CELLS, ModelSpec, TrainSpec
+from bench.core.timer import StepTimer
+from bench.stats.parity import roundtrip_ok
 from tests.conftest import only_for
 from tests.contract.conftest import SEQ
 
@@ -77,7 +77,7 @@ def test_param_count_matches_hand_formula(adapter, spec):
 
 
 def test_reference_models_have_the_hand_derived_parameter_counts(adapter):
-    from bench.references import REFERENCES
+    from bench.planning.references import REFERENCES
     from tests.reference_params import expected
 
     want = expected(adapter.name)
@@ -173,7 +173,7 @@ def test_torch_bf16_lstm_on_a_cpu_without_bf16_kernels_is_unavailable_not_a_cras
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_every_weight_is_visible_to_the_learning_check(adapter, tiny_data, cell):
-    from bench.learning import frozen_weights
+    from bench.measure.learning import frozen_weights
 
     train = TrainSpec(batch_size=16, max_steps=2, learning_rate=1e-2)
     model = adapter.build(ModelSpec(cell, (4, 3), bidirectional=True, timesteps=SEQ), train)
@@ -219,7 +219,7 @@ def _freeze_first_layer(adapter, model):
 
 @pytest.mark.parametrize("freeze", [False, True])
 def test_learning_check_catches_a_frozen_layer(adapter, tiny_data, freeze):
-    from bench.learning import frozen_weights, learning_problems
+    from bench.measure.learning import frozen_weights, learning_problems
 
     data = _learnable(tiny_data)
     train = TrainSpec(batch_size=16, epochs=5, learning_rate=1e-2)

@@ -1,0 +1,188 @@
+"""`python -m bench ab BASE [HEAD]`: options, the live display and the verdict (bench/ab.py does the work)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from bench.cli.run import add_case_options, positive_int
+from bench.core.errors import EXIT_CASE_FAILED, EXIT_OK, BenchInputError
+from bench.execution.executors.local import REPO_ROOT
+from bench.stats import compare
+from bench.stats.ab import (
+    SCHEDULES,
+    Side,
+    check_python,
+    judge,
+    new_ab_id,
+    pair_cases,
+    plan_side,
+    resolve_revision,
+    run_ab,
+    save,
+    schedule,
+    worktrees,
+)
+
+# From A/A and injected-slowdown runs of the `ci` matrix on the 2-core CI machine (README, "The
+# regression gate"): judged on their first K rounds, K = 3 found a 10% slowdown in half of the runs,
+# K = 4 in all of them with no A/A failure, and K = 5 only one more case; 4 keeps the CI gate
+# within its time budget. A 5% threshold sits above the A/A spread of per-round ratios (1-3%).
+DEFAULT_ROUNDS = 4
+DEFAULT_FAIL = "step_time_ms_median:5%"
+DEFAULT_ALPHA = 0.01
+DEFAULT_CV_LIMIT = 0.25
+DEFAULT_THREADS = 1
+CASE_OPTIONS = ("matrix", "adapters", "cells", "dataset", "data_dir", "epochs", "max_steps", "batch_size", "seed",
+                "device", "init", "eval_every", "target_accuracy", "threads", "timeout", "precision")
+
+
+def add_ab_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("base", nargs="?", help="the base version: a git revision (e.g. HEAD~1, main); omit it to compare "
+                   "two Python environments of the working tree (--base-python, --python)")
+    p.add_argument("head", nargs="?", help="the version under test: a git revision (default: the working tree)")
+    p.add_argument("--base-python", metavar="PATH", help="the base side's interpreter (default: this one)")
+    p.add_argument("--python", metavar="PATH", help="the head side's interpreter (default: this one)")
+    p.add_argument("--schedule", choices=SCHEDULES, default="pair",
+                   help="pair (default): a round's base and head processes run together, pinned to one core, so the "
+                   "machine's slow phases hit both; sequential: one process at a time, A B B A")
+    p.add_argument("--cpus", type=_cpu_list, metavar="LIST",
+                   help="cores for the pair schedule, one pair per core at a time (default: every usable core)")
+    p.add_argument("--rounds", type=positive_int, default=DEFAULT_ROUNDS, metavar="K",
+                   help=f"fresh processes per case and side, interleaved (default {DEFAULT_ROUNDS}; at least 2)")
+    p.add_argument("--fail", default=DEFAULT_FAIL, metavar="step_time_ms_median:PCT",
+                   help="the step-time change that fails the gate when significant (default %(default)s)")
+    p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+                   help=f"significance level of the paired t-test (default {DEFAULT_ALPHA})")
+    p.add_argument("--cv-limit", type=float, default=DEFAULT_CV_LIMIT,
+                   help=f"spread of the process medians above which a case is inconclusive (default {DEFAULT_CV_LIMIT})")
+    p.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    p.add_argument("--out", default="results", help="where ab.json goes: OUT/ab/AB_ID/ (default: results)")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    add_case_options(p, default_threads=DEFAULT_THREADS)
+    p.set_defaults(matrix="ci")
+
+
+def _cpu_list(text: str) -> list[int]:
+    import os
+
+    usable = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    try:
+        cpus = [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        cpus = []
+    if not cpus or any(c not in usable for c in cpus):
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: give cores this process may use, from "
+                                         f"{', '.join(map(str, usable))}, separated by commas")
+    return cpus
+
+
+def _case_args(args: argparse.Namespace) -> list[str]:
+    out = []
+    for name in CASE_OPTIONS:
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        out += [flag, ",".join(value) if isinstance(value, tuple) else str(value)]
+    return out
+
+
+def _validate(args: argparse.Namespace) -> compare.Threshold:
+    if args.rounds < 2:
+        raise BenchInputError(f"--rounds {args.rounds}: at least 2 rounds are needed for a test across processes")
+    if args.base is None and args.base_python is None:
+        raise BenchInputError("give BASE (a git revision, e.g. HEAD~1) or --base-python PATH (another environment)")
+    if not 0 < args.alpha < 1:
+        raise BenchInputError(f"--alpha {args.alpha}: must be between 0 and 1")
+    if not args.cv_limit > 0:
+        raise BenchInputError(f"--cv-limit {args.cv_limit}: must be > 0")
+    threshold = compare.Threshold.parse(args.fail)
+    if threshold.field != "step_time_ms_median":
+        raise BenchInputError(f"--fail {args.fail!r}: ab judges step time only; use step_time_ms_median:PCT")
+    return threshold
+
+
+def cmd_ab(args: argparse.Namespace, console: Console) -> int:
+    from bench.render.tables import ab_markdown, ab_table
+
+    threshold = _validate(args)
+    base_commit = resolve_revision(args.base) if args.base else None
+    head_commit = resolve_revision(args.head) if args.head else None
+    base_python = check_python(args.base_python, "--base-python") if args.base_python else sys.executable
+    head_python = check_python(args.python, "--python") if args.python else sys.executable
+    err = Console(stderr=True)
+    with worktrees() as checkout:
+        sides = {
+            "base": Side("base", f"{args.base} ({base_commit[:9]})" if base_commit else "working tree",
+                         checkout("base", base_commit) if base_commit else REPO_ROOT, base_python),
+            "head": Side("head", f"{args.head} ({head_commit[:9]})" if head_commit else "working tree",
+                         checkout("head", head_commit) if head_commit else REPO_ROOT, head_python),
+        }
+        case_args = _case_args(args)
+        plans = {name: plan_side(side, case_args) for name, side in sides.items()}  # exit 2 before any process
+        cases, dropped, new = pair_cases(plans["base"], plans["head"])
+        if not cases:
+            raise BenchInputError("the two sides plan no case in common; nothing to compare")
+        ab_id = new_ab_id()
+        total = len(schedule(args.rounds, len(cases)))
+        cpus = args.cpus or _cpu_list(",".join(map(str, sorted(__import__("os").sched_getaffinity(0)))))
+        how = "one at a time" if args.schedule == "sequential" else \
+            f"in pairs pinned to a core, {len(cpus)} pair(s) at a time on cores {','.join(map(str, cpus))}"
+        err.print(escape(f"ab {ab_id}: base = {sides['base'].label} ({sides['base'].python}), head = "
+                         f"{sides['head'].label} ({sides['head'].python}); {len(cases)} cases x {args.rounds} rounds x 2 "
+                         f"sides = {total} processes, {how}"))
+        progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err,
+                            disable=args.quiet)
+
+        shown: set[int] = set()
+
+        def on_process(r: int, i: int, side: str, row: dict) -> None:
+            progress.update(task, advance=1, description=f"round {r + 1}/{args.rounds} {cases[i].case_id} {side}")
+            complete = [k for k in range(args.rounds)
+                        if all(k in c.base.rows and k in c.head.rows for c in cases)]
+            rounds_done = len(complete) if complete == list(range(len(complete))) else 0
+            if rounds_done >= 2 and rounds_done not in shown and rounds_done < args.rounds and not args.quiet:
+                shown.add(rounds_done)
+                partial = [judge(_first_rounds(c, rounds_done), threshold.pct, args.alpha, args.cv_limit)
+                           for c in cases]
+                progress.console.print(ab_table(partial, f"after round {rounds_done} of {args.rounds}", compact=True))
+
+        with progress:
+            task = progress.add_task("starting", total=total)
+            run_ab(sides, cases, args.rounds, ab_id, args.schedule, cpus, on_process)
+        results = [judge(c, threshold.pct, args.alpha, args.cv_limit) for c in cases]
+        results += [compare.Comparison(k, "-", "new", note="only head plans it") for k in new]
+        info = {"dropped": dropped, "threshold_pct": threshold.pct, "alpha": args.alpha, "rounds": args.rounds,
+                "schedule": args.schedule, "cpus": cpus, "case_args": case_args,
+                "notices": plans["head"].get("notices", [])}
+        path = save(Path(args.out) / "ab" / ab_id, sides, cases, results, info)
+    failed = compare.gate_failed(results)
+    if args.format == "json":
+        print(json.dumps({"failed": failed, "dropped": dropped, "comparisons": [r.__dict__ for r in results]},
+                         indent=2, default=str))
+    elif args.format == "markdown":
+        print(ab_markdown(results, sides, args.rounds, threshold.pct, dropped))
+    else:
+        console.print(ab_table(results, f"{sides['base'].label} -> {sides['head'].label}: {args.rounds} rounds "
+                               f"({args.schedule}), regression above +{threshold.pct:g}% at p < {args.alpha:g}"))
+        for k in dropped:
+            console.print(f"[dim]dropped: {escape(k)} (only base plans it; head's matrix no longer has it)[/]")
+        console.print("[bold red]gate failed[/]" if failed else "[green]gate passed[/]")
+        console.print(f"raw data: {escape(str(path))}")
+    return EXIT_CASE_FAILED if failed else EXIT_OK
+
+
+def _first_rounds(case, n: int):
+    """The case with only its first n rounds (the table shown while later rounds still run)."""
+    from bench.stats.ab import AbCase, SideCase
+
+    return AbCase(case.case_id, SideCase(case.base.job, {r: case.base.rows[r] for r in range(n)}),
+                  SideCase(case.head.job, {r: case.head.rows[r] for r in range(n)}))

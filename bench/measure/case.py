@@ -1,0 +1,219 @@
+"""One case's measurement, in the case's own process: train, evaluate and measure, as columns.
+
+`measure_case` drives the adapter in the same order for every framework (build, load the starting
+weights, fit under the step timer with the curve between steps, evaluate), with the GPU sampler
+around it and the extra phases (kernel path, forward/backward split) after the main timing, so they
+cannot perturb it. Whatever goes wrong becomes the case's status; nothing escapes as an exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bench.core.dataset import DataSource
+from bench.core.errors import error_tail
+from bench.core.specs import Case
+from bench.core.status import Status
+
+
+@dataclass(frozen=True)
+class CaseJob:
+    """The payload of a `case` job: one case to train, evaluate and measure."""
+
+    case: Case
+    source: DataSource
+    threads: int
+    run_id: str
+    repeat: int = 0  # which of the case's processes this is (run --repeat K: 0..K-1)
+    sgemm_gflops: float | None = None  # this machine's float32 matmul speed, for pct_of_sgemm
+    target_accuracy: float | None = None  # for time_to_target_s / steps_to_target
+    require_idle_gpu: bool = False  # fail a GPU case that shares its GPU with another process
+
+    def to_payload(self) -> dict[str, Any]:
+        return {**asdict(self), "case": self.case.to_dict(), "source": self.source.to_dict()}
+
+    @classmethod
+    def from_payload(cls, d: dict[str, Any]) -> CaseJob:
+        return cls(**{**d, "case": Case.from_dict(d["case"]), "source": DataSource.from_dict(d["source"])})
+
+
+def _is_oom(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__}: {exc}".lower()
+    return isinstance(exc, MemoryError) or "out of memory" in text or "resourceexhausted" in text
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _gpu_fields(sampler: Any, adapter: Any, fit_window: tuple, steps: int, steps_per_epoch: int,
+                device_name: str) -> dict[str, Any]:
+    if sampler is None:
+        return {"gpu_mem_reason": f"case ran on the CPU ({device_name})", "energy_source": "case ran on the CPU"}
+    gpu = sampler.result()
+    joules, energy_source = sampler.energy_j(*fit_window) if fit_window else (None, "no training window")
+    per_step = joules / steps if joules is not None and steps else None
+    return {
+        "gpu_mem_peak_mb": gpu.process_peak_mb,
+        "gpu_mem_device_peak_mb": gpu.device_peak_mb,
+        "gpu_mem_source": gpu.source,
+        "gpu_mem_reason": gpu.reason,
+        "gpu_allocator_peak_mb": adapter.allocator_peak_mb(),
+        "gpu_name": gpu.device.name if gpu.device else None,
+        "gpu_uuid": gpu.device.uuid if gpu.device else None,
+        "gpu_mig": gpu.device.mig if gpu.device else None,
+        "energy_j_per_step": per_step,
+        "energy_j_per_epoch": per_step * steps_per_epoch if per_step is not None else None,
+        "energy_source": energy_source,
+        **(sampler.state(*fit_window) if fit_window else {}),
+        "gpu_shared_with": sampler.shared_with(),
+    }
+
+
+def _shared_gpu_failure(sampler: Any, job: CaseJob, when: str) -> dict[str, Any] | None:
+    """With --require-idle-gpu, a case that finds another process on its GPU fails (not timed shared)."""
+    shared = sampler.shared_with() if sampler is not None and job.require_idle_gpu else None
+    if not shared:
+        return None
+    return {"status": Status.FAILED.value, "gpu_shared_with": shared,
+            "error": f"--require-idle-gpu: the GPU is shared with other processes {when}: {shared}"}
+
+
+def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
+                 ready: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Train and evaluate one case; return the measured columns of its Record. `ready` is called
+    once the model is built, right before training (the start barrier of `bench ab`'s pairs)."""
+    import adapters
+    from adapters.base import CaseUnavailable
+    from bench.core.batching import BatchPlan
+    from bench.core.canonical import init_weights
+    from bench.core.timer import StepTimer
+    from bench.data import load as load_data
+    from bench.measure.curve import BetweenSteps, curve_columns, test_accuracy
+    from bench.measure.flops import train_flops_per_step
+    from bench.measure.learning import frozen_weights, learning_problems
+    from bench.measure.memory import GpuMemorySampler, peak_rss_mb
+    from bench.measure.phases import measure_phases
+    from bench.measure.steps import settling_steps, step_stats, throughput
+
+    case, train = job.case, job.case.train
+    measured: dict[str, Any] = {}
+    try:
+        adapter = adapters.load(case.adapter)
+    except ImportError as exc:
+        return {"status": Status.UNAVAILABLE.value, "error": f"{type(exc).__name__}: {exc}"}
+    try:
+        adapter.setup(case.device, job.threads, train.seed)
+        adapter.set_precision(train.precision)
+        if case.device == "cuda" and not adapter.uses_gpu():
+            return {"status": Status.FAILED.value, "error": "device 'cuda' asked for, but the framework sees no CUDA GPU"}
+        data = load_data(job.source)
+        measured["dataset_sha256"] = data.sha256[:16]
+        plan = BatchPlan(len(data.y_train), train.batch_size, train.epochs, train.max_steps, train.seed)
+        timer = StepTimer(sync=adapter.sync)
+        hooks = BetweenSteps(plan.total_steps, plan.steps_per_epoch, timer.elapsed_s, progress,
+                             eval_every=train.eval_every)
+        timer.between = hooks
+        sampler = GpuMemorySampler() if adapter.uses_gpu() else None
+        fit_window: tuple = ()
+        with sampler or contextlib.nullcontext():
+            shared = _shared_gpu_failure(sampler, job, "at the start of the case")
+            if shared:
+                return shared
+            model = adapter.build(case.model, train)
+            measured["params"] = adapter.count_params(model)
+            start_weights = init_weights(case.init, case.model, train.seed)
+            if start_weights is not None:
+                adapter.set_weights(model, start_weights)
+            weights_before = adapter.weight_arrays(model)
+            if data.has_labels:  # random labels have no accuracy worth a curve
+                hooks.evaluate = lambda: test_accuracy(adapter, model, data.x_test, data.y_test, train.eval_batch_size)
+            if ready is not None:
+                ready()
+            start = sampler.mark() if sampler else None
+            t0 = time.perf_counter()
+            fit = adapter.fit(model, data, train, plan, timer)
+            measured["train_time_s"] = time.perf_counter() - t0 - hooks.eval_time_s
+            if sampler:
+                fit_window = (start, sampler.mark())
+            shared = _shared_gpu_failure(sampler, job, "while steps were timed")
+            if shared:
+                return {**measured, **shared}
+            frozen = frozen_weights(weights_before, adapter.weight_arrays(model), adapter.keeps_recurrent_bias(case.model.cell))
+            t0 = time.perf_counter()
+            ev = adapter.evaluate(model, data, train)
+            measured["eval_time_s"] = time.perf_counter() - t0
+        info = adapter.runtime_info(model)
+        gpu_fields = _gpu_fields(sampler, adapter, fit_window, fit.steps, plan.steps_per_epoch, info.device_name)
+        # After the main timing, so they cannot perturb it (and after evaluation: they update weights).
+        xb, yb = data.x_train[: train.batch_size], data.y_train[: train.batch_size]
+        measured["kernel_path"] = adapter.kernel_path(model, xb, yb)
+        fns = adapter.phase_functions(model, train, xb, yb) if train.phase_rounds else {}
+        if fns and not fit.diverged:
+            measured.update(measure_phases(fns, train.phase_rounds))
+    except CaseUnavailable as exc:
+        return {"status": Status.UNAVAILABLE.value, "error": str(exc)}
+    except Exception as exc:
+        measured.update(status=(Status.OOM if _is_oom(exc) else Status.FAILED).value,
+                        error=error_tail(traceback.format_exc()))
+        measured["cpu_rss_peak_mb"] = peak_rss_mb()
+        return measured
+
+    times = timer.times_ms()
+    untimed = settling_steps((p[0] for p in hooks.points), len(times))
+    stats = step_stats(times, train.warmup_steps, untimed)
+    flops = train_flops_per_step(case.model, train.batch_size)
+    achieved = flops / (stats.median_ms / 1e3) / 1e9 if stats.timed_steps else math.nan
+    problems = [] if fit.diverged else learning_problems(frozen, fit.first_loss, fit.train_loss, data.has_labels)
+    if fit.diverged:
+        accuracy_reason = "training diverged (non-finite loss)"
+    elif problems:
+        accuracy_reason = "not learning: " + "; ".join(problems)
+    elif not data.has_labels:
+        accuracy_reason = "synthetic data: labels are random, accuracy is meaningless"
+    else:
+        accuracy_reason = None
+    report_acc = accuracy_reason is None
+    hooks.finish(fit.steps, _finite(ev.accuracy) if report_acc else None)
+    status = Status.DIVERGED if fit.diverged else Status.NOT_LEARNING if problems else Status.OK
+    measured.update(
+        status=status.value,
+        error="non-finite training loss; training stopped" if fit.diverged else "; ".join(problems) or None,
+        framework=info.framework,
+        framework_version=info.framework_version,
+        backend=info.backend,
+        compile_mode=info.compile_mode,
+        device_name=info.device_name,
+        batch_order_sha256=plan.order_hash(),
+        steps_run=fit.steps,
+        epochs_run=fit.epochs,
+        first_step_loss=_finite(fit.first_loss),
+        train_loss=_finite(fit.train_loss),
+        train_accuracy=_finite(fit.train_accuracy) if report_acc else None,
+        test_loss=_finite(ev.loss) if report_acc else None,
+        test_accuracy=_finite(ev.accuracy) if report_acc else None,
+        accuracy_reason=accuracy_reason,
+        **stats.columns(),
+        throughput_samples_per_s=_finite(throughput(train.batch_size, stats.median_ms)),
+        train_gflop_per_step=flops / 1e9,
+        achieved_gflops=_finite(achieved),
+        pct_of_sgemm=_finite(100 * achieved / job.sgemm_gflops) if job.sgemm_gflops else None,
+        cpu_rss_peak_mb=peak_rss_mb(),
+        step_times_ms=times,
+        untimed_steps=untimed,
+        threads_intra=info.extra.get("threads_intra"),
+        threads_inter=info.extra.get("threads_inter"),
+        cuda_version=info.extra.get("cuda_version"),
+        cudnn_version=info.extra.get("cudnn_version"),
+        matmul_precision=info.extra.get("matmul_precision"),
+        compile_policy=info.extra.get("compile_policy"),
+        **gpu_fields,
+        **curve_columns(hooks.points, job.target_accuracy, accuracy_reason, hooks.eval_time_s),
+    )
+    return measured

@@ -1,0 +1,31 @@
+"""Analytic training FLOPs of one step, for achieved FLOP/s.
+
+Counted: the matrix multiplies, which dominate a recurrent step. For each layer l, each
+direction and each timestep, a cell with G gates (RNN 1, GRU 3, LSTM 4) computes
+    G x (x_t @ W_ih  +  h_{t-1} @ W_hh)   ->   2 * G * (in_l * H_l + H_l * H_l) FLOPs per example,
+and the head adds 2 * in_head * classes. Training costs about 3x the forward pass (the backward
+pass computes gradients for both the inputs and the weights: 2x forward), so
+
+    train_flops_per_step = 3 * batch * (T * sum_{l,dir} 2 * G * (in_l * H_l + H_l^2) + 2 * in_head * C).
+
+Not counted: element-wise gate math, the loss, and the optimizer (O(params) per step), all small
+next to the matmuls for H >= 32; the figure is therefore a slight undercount, the usual
+convention (as in nanoGPT's and PaLM's MFU estimates).
+"""
+
+from __future__ import annotations
+
+from bench.core.specs import GATES, ModelSpec
+
+
+def forward_flops_per_example(model: ModelSpec) -> int:
+    dirs = 2 if model.bidirectional else 1
+    total, in_size = 0, model.input_size
+    for h in model.units:
+        total += dirs * model.timesteps * 2 * GATES[model.cell] * (in_size * h + h * h)
+        in_size = dirs * h
+    return total + 2 * in_size * model.num_classes
+
+
+def train_flops_per_step(model: ModelSpec, batch_size: int) -> int:
+    return 3 * batch_size * forward_flops_per_example(model)
