@@ -26,9 +26,10 @@ from bench.core.errors import BenchInputError, error_tail
 from bench.core.specs import Case
 from bench.core.status import Status
 from bench.data import DataSource
-from bench.execution.executors.base import Executor, describe_exit  # noqa: F401 (REPO_ROOT: API)
+from bench.execution.executors.base import Executor, describe_exit
 from bench.execution.executors.local import REPO_ROOT, LocalProcessExecutor  # noqa: F401 (REPO_ROOT: API)
 from bench.execution.jobs import CaseJob, JobResult, case_job
+from bench.measure.environment import environment_columns
 from bench.results.record import Record
 from bench.results.store import (
     PLAN_FILE,
@@ -43,18 +44,6 @@ from bench.results.store import (
 
 def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
-
-
-def environment_columns(env: dict[str, Any]) -> dict[str, Any]:
-    """The key environment facts as columns (the whole record stays in meta.json)."""
-    git = env.get("git") or {}
-    return {
-        "python_version": env.get("python"),
-        "cpu_model": env.get("cpu_model"),
-        "cpu_cores": env.get("cpu_cores"),
-        "git_commit": git.get("commit"),
-        "git_dirty": git.get("dirty"),
-    }
 
 
 def record_of(case: Case, repeat: int, run_id: str, threads: int, result: JobResult, timeout_s: float,

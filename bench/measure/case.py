@@ -16,10 +16,45 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bench.core.columns import columns
 from bench.core.dataset import DataSource
 from bench.core.errors import error_tail
 from bench.core.specs import Case
 from bench.core.status import Status
+
+RUNTIME_COLUMNS = columns(
+    "how it ran",
+    ("framework", "str", "the framework that trained it (tensorflow, torch, jax)"),
+    ("framework_version", "str", "its version"),
+    ("backend", "str", "Keras' backend, or the compiler (inductor), or eager"),
+    ("compile_mode", "str", "tf.function / XLA / torch.compile and its graph breaks / eager"),
+    ("device_name", "str", "the device the steps ran on, e.g. 'cpu' or 'cuda:0 (NVIDIA H200)'"),
+    ("dataset_sha256", "str", "fingerprint of the arrays trained on: the same data in every row"),
+    ("batch_order_sha256", "str", "fingerprint of the batch order: the same batches in every framework"),
+)
+RESULT_COLUMNS = columns(
+    "results",
+    ("params", "int", "trainable parameters", {"table": True}),
+    ("steps_run", "int", "training steps run"),
+    ("epochs_run", "int", "epochs begun"),
+    ("first_step_loss", "float", "loss of the very first batch, before any update", {"fmt": ".4f"}),
+    ("train_loss", "float", "mean training loss over the last epoch's batches", {"fmt": ".4f", "better": "lower"}),
+    ("train_accuracy", "float", "mean training accuracy over the last epoch's batches", {"fmt": ".3f", "better": "higher"}),
+    ("test_loss", "float", "cross-entropy on the whole test split", {"fmt": ".4f", "better": "lower"}),
+    ("test_accuracy", "float", "accuracy on the whole test split", {"fmt": ".3f", "better": "higher", "gate": True, "table": True}),
+    ("accuracy_reason", "str", "why there is no accuracy (diverged, not learning, random labels)"),
+)
+TIME_COLUMNS = columns(
+    "time",
+    ("train_time_s", "float", "fit's wall time without the curve's evaluations", {"unit": "s", "fmt": ".1f"}),
+    ("eval_time_s", "float", "the final evaluation of the test split", {"unit": "s", "fmt": ".1f"}),
+)
+PATH_COLUMNS = columns(
+    "what ran",
+    ("matmul_precision", "str", "the precision settings in force, read back from the framework"),
+    ("compile_policy", "str", "jit_compile / cudnn.benchmark / deterministic / torch.compile mode"),
+    ("kernel_path", "str", "which recurrent kernel ran: cuDNN, oneDNN, a fused op, or a step loop", {"table": True}),
+)
 
 
 @dataclass(frozen=True)

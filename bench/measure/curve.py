@@ -18,6 +18,19 @@ from typing import Any
 
 import numpy as np
 
+from bench.core.columns import columns
+
+COLUMNS = columns(
+    "time to accuracy",
+    ("target_accuracy", "float", "the test accuracy time to target is measured against (--target-accuracy)", {"fmt": ".3f"}),
+    ("steps_to_target", "int", "training steps until the first evaluation at or above the target", {"better": "lower"}),
+    ("time_to_target_s", "float", "training seconds (summed step times) to the target", {"unit": "s", "fmt": ".1f", "better": "lower", "table": True}),
+    ("target_reason", "str", "why there is no time to target"),
+    ("curve_eval_time_s", "float", "seconds spent on the curve's evaluations, outside every clock", {"unit": "s", "fmt": ".1f"}),
+    ("curve_steps", "list[int]", "the step of each evaluation of the test split"),
+    ("curve_train_s", "list[float]", "training seconds at each evaluation", {"unit": "s"}),
+    ("curve_test_accuracy", "list[float]", "test accuracy at each evaluation"),
+)
 PROGRESS_PERIOD_S = 1.0  # at most one progress message a second: the runner's display needs no more
 
 # Default --target-accuracy per dataset: reached by most 2x128 models of the `full` matrix within

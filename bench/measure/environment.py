@@ -14,6 +14,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench.core.columns import columns
+
+COLUMNS = columns(
+    "environment",
+    ("threads_intra", "int", "the framework's intra-op threads, read back"),
+    ("threads_inter", "int", "the framework's inter-op threads, read back"),
+    ("cuda_version", "str", "the CUDA the framework was built with"),
+    ("cudnn_version", "str", "the cuDNN the framework loaded"),
+    ("python_version", "str", "the Python that ran the case"),
+    ("cpu_model", "str", "the processor"),
+    ("cpu_cores", "int", "usable cores"),
+    ("git_commit", "str", "the commit of this repository that ran the case"),
+    ("git_dirty", "bool", "whether the checkout had uncommitted changes"),
+)
 PACKAGES = ("tensorflow", "keras", "tf-keras", "torch", "jax", "numpy", "pandas", "pyarrow", "mlxtend", "nvidia-ml-py", "rich")
 THREAD_VARS = (
     "OMP_NUM_THREADS",
@@ -108,4 +122,16 @@ def collect() -> dict[str, Any]:
         "thread_env": {k: os.environ.get(k) for k in THREAD_VARS},
         "git": git_info(),
         "gpu": gpu_info(),
+    }
+
+
+def environment_columns(env: dict[str, Any]) -> dict[str, Any]:
+    """The key environment facts as columns (the whole record stays in meta.json)."""
+    git = env.get("git") or {}
+    return {
+        "python_version": env.get("python"),
+        "cpu_model": env.get("cpu_model"),
+        "cpu_cores": env.get("cpu_cores"),
+        "git_commit": git.get("commit"),
+        "git_dirty": git.get("dirty"),
     }

@@ -15,7 +15,15 @@ convention (as in nanoGPT's and PaLM's MFU estimates).
 
 from __future__ import annotations
 
+from bench.core.columns import columns
 from bench.core.specs import GATES, ModelSpec
+
+COLUMNS = columns(
+    "what ran",
+    ("train_gflop_per_step", "float", "analytic training GFLOP of one step (this module's formula)", {"unit": "GFLOP", "fmt": ".3g"}),
+    ("achieved_gflops", "float", "train_gflop_per_step at the median step time", {"unit": "GFLOP/s", "fmt": ".1f", "better": "higher"}),
+    ("pct_of_sgemm", "float", "achieved_gflops as a share of this machine's float32 matmul speed (the run's calibration)", {"unit": "%", "fmt": ".1f", "better": "higher"}),
+)
 
 
 def forward_flops_per_example(model: ModelSpec) -> int:

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from bench.core.columns import columns
+
 
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far (Linux reports ru_maxrss in KiB)."""
@@ -55,6 +57,40 @@ SLOWING_REASONS = frozenset({"sw_power_cap", "hw_slowdown", "sw_thermal_slowdown
                              "hw_power_brake_slowdown"})
 NVML_CLOCK_SM, NVML_CLOCK_MEM, NVML_TEMPERATURE_GPU = 1, 2, 0  # nvml.h enum values
 STATE_EVERY = 10  # GPU state is read at every 10th memory sample (100 ms): clocks move slower than memory
+
+
+MEMORY = dict(unit="MB", fmt=".0f", better="lower")
+COLUMNS = columns(
+    "memory and energy",
+    ("cpu_rss_peak_mb", "float", "peak resident memory of the case's process", {**MEMORY, "gate": True, "table": True}),
+    ("gpu_mem_peak_mb", "float", "peak GPU memory of the case's process (NVML; gpu_mem_source says how it was read)", {**MEMORY, "gate": True, "table": True}),
+    ("gpu_mem_device_peak_mb", "float", "peak GPU memory of the whole device while the case ran", MEMORY),
+    ("gpu_mem_source", "str", "how gpu_mem_peak_mb was read: nvml-process, or the device-wide fallback"),
+    ("gpu_mem_reason", "str", "why there is no GPU memory figure (a CPU case, no NVML)"),
+    ("gpu_allocator_peak_mb", "float", "the framework allocator's own peak (torch max_memory_allocated, TF get_memory_info)", MEMORY),
+    ("gpu_name", "str", "the GPU's name"),
+    ("gpu_uuid", "str", "the GPU's (or MIG instance's) UUID"),
+    ("gpu_mig", "bool", "whether the case ran on a MIG instance"),
+    ("energy_j_per_step", "float", "GPU energy per training step", {"unit": "J", "fmt": ".3g", "better": "lower"}),
+    ("energy_j_per_epoch", "float", "GPU energy per epoch", {"unit": "J", "fmt": ".3g", "better": "lower"}),
+    ("energy_source", "str", "how energy was read (NVML's counter, or power samples), or why not"),
+)
+STATE_COLUMNS = columns(
+    "GPU state while timed",
+    ("gpu_state_samples", "int", "NVML state readings taken while steps were timed"),
+    ("gpu_sm_clock_mhz_min", "float", "lowest SM clock", {"unit": "MHz", "fmt": ".0f"}),
+    ("gpu_sm_clock_mhz_median", "float", "median SM clock", {"unit": "MHz", "fmt": ".0f"}),
+    ("gpu_sm_clock_mhz_max", "float", "highest SM clock", {"unit": "MHz", "fmt": ".0f"}),
+    ("gpu_mem_clock_mhz_median", "float", "median memory clock", {"unit": "MHz", "fmt": ".0f"}),
+    ("gpu_temp_c_median", "float", "median GPU temperature", {"unit": "C", "fmt": ".0f"}),
+    ("gpu_temp_c_max", "float", "highest GPU temperature", {"unit": "C", "fmt": ".0f"}),
+    ("gpu_power_w_median", "float", "median board power", {"unit": "W", "fmt": ".0f"}),
+    ("gpu_power_w_max", "float", "highest board power", {"unit": "W", "fmt": ".0f"}),
+    ("gpu_power_limit_w", "float", "the enforced power limit", {"unit": "W", "fmt": ".0f"}),
+    ("gpu_throttled", "bool", "a power, thermal or slowdown clock event was active"),
+    ("gpu_throttle_reasons", "str", "every clock event reason seen, comma-separated"),
+    ("gpu_shared_with", "str", "other processes on the GPU: 'pid 123 (512 MB), ...'"),
+)
 
 
 def reason_names(mask: int) -> list[str]:

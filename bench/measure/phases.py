@@ -14,7 +14,16 @@ from typing import Any
 
 import numpy as np
 
+from bench.core.columns import columns
+
 PHASES = ("forward", "forward_backward", "step")
+PHASE = dict(unit="ms", fmt=".2f", better="lower")
+COLUMNS = columns(
+    "what ran",
+    ("forward_ms", "float", "median forward pass, measured after training (docs/methodology.md)", PHASE),
+    ("backward_ms", "float", "median backward pass: forward+backward minus forward", PHASE),
+    ("optimizer_ms", "float", "median optimizer update: the whole step minus forward+backward", PHASE),
+)
 
 
 def measure_phases(fns: dict[str, Callable[[], Any]], rounds: int, warmup: int = 3) -> dict[str, float]:

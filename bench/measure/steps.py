@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.core.columns import columns
+
 UNSTABLE_CV = 0.10  # step-time CV above this flags the row `step_time_unstable`
 # Steps after each curve evaluation that the statistics leave out: an evaluation (thousands of test
 # samples through the model) leaves caches and thread pools in another state, and the next steps pay
@@ -21,6 +23,26 @@ UNSTABLE_CV = 0.10  # step-time CV above this flags the row `step_time_unstable`
 # were 1.03-1.22x the median of the others for Keras (README "Time to accuracy"). For some models the
 # evaluations also slow every later step; no number of left-out steps removes that (README, same place).
 SETTLE_STEPS = 2
+
+COLUMNS = columns(
+    "time",
+    ("first_step_ms", "float", "step 0 alone: tracing, compilation, kernel selection", {"unit": "ms", "fmt": ".0f", "better": "lower", "table": True}),
+    ("warmup_steps", "int", "steps after step 0 left out of the statistics"),
+    ("timed_steps", "int", "steps the statistics summarise"),
+    ("step_time_ms_median", "float", "median training step time", {"unit": "ms", "fmt": ".2f", "better": "lower", "gate": True, "table": True}),
+    ("step_time_ms_mean", "float", "mean training step time", {"unit": "ms", "fmt": ".2f", "better": "lower"}),
+    ("step_time_ms_p10", "float", "10th percentile of the step times", {"unit": "ms", "fmt": ".2f", "better": "lower", "table": True}),
+    ("step_time_ms_p90", "float", "90th percentile of the step times", {"unit": "ms", "fmt": ".2f", "better": "lower", "table": True}),
+    ("step_time_ms_iqr", "float", "interquartile range of the step times", {"unit": "ms", "fmt": ".2f"}),
+    ("step_time_cv", "float", "coefficient of variation of the step times (population std / mean; bench.stats.processes.cv)", {"fmt": ".3f", "table": True}),
+    ("step_time_unstable", "bool", f"step_time_cv above {UNSTABLE_CV:g}: the timing of this row is noisy"),
+    ("throughput_samples_per_s", "float", "examples per second at the median step time", {"unit": "samples/s", "fmt": ".0f", "better": "higher", "gate": True, "table": True}),
+)
+RAW_COLUMNS = columns(
+    "raw steps",
+    ("step_times_ms", "list[float]", "every step's time, step 0 included: the input of compare and ab", {"unit": "ms"}),
+    ("untimed_steps", "list[int]", "indices into step_times_ms left out of the statistics: the steps right after a curve evaluation"),
+)
 
 
 @dataclass(frozen=True)

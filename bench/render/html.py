@@ -24,6 +24,7 @@ import pandas as pd
 
 from bench.core.status import Status
 from bench.render.view import differences, model_labels
+from bench.results.columns import table_columns
 
 CHART_WIDTH_IN, CHART_ROW_IN = 9.0, 0.32
 
@@ -255,9 +256,7 @@ CHARTS: tuple[Callable[[pd.DataFrame], Chart], ...] = (
     chart_memory, chart_phases,
 )
 
-TABLE_COLUMNS = ("case_id", "repeat", "adapter", "status", "params", "test_accuracy", "step_time_ms_median",
-                 "step_time_ms_p10", "step_time_ms_p90", "step_time_cv", "first_step_ms", "throughput_samples_per_s",
-                 "time_to_target_s", "cpu_rss_peak_mb", "gpu_mem_peak_mb", "kernel_path", "host")
+TABLE_COLUMNS = table_columns()  # the columns declared with table=True (bench/results/columns.py)
 
 SORT_SCRIPT = """
 document.querySelectorAll('table.sortable th').forEach(function (th, col) {

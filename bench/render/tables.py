@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.core.status import Status, styled
+from bench.results.columns import BY_NAME
 
 
 def _num(value: Any, fmt: str) -> str:
@@ -82,18 +83,23 @@ def columns_table(df: pd.DataFrame, columns: tuple[str, ...], title: str) -> Tab
     unknown = [c for c in columns if c not in df.columns]
     if unknown:
         raise BenchInputError(f"--columns: unknown column(s) {', '.join(map(repr, unknown))}; the columns are listed "
-                              "in the README (Results), e.g. case_id, step_time_ms_median, test_accuracy, kernel_path")
+                              "in docs/columns.md, e.g. case_id, step_time_ms_median, test_accuracy, kernel_path")
     table = Table(title=title, header_style="bold")
     for c in columns:
         table.add_column(c, justify="right" if pd.api.types.is_numeric_dtype(df[c]) else "left", no_wrap=True)
     for _, r in df.iterrows():
-        table.add_row(*(styled(r[c]) if c == "status" else _cell_text(r[c]) for c in columns))
+        table.add_row(*(styled(r[c]) if c == "status" else _cell_text(r[c], _fmt(c)) for c in columns))
     return table
 
 
-def _cell_text(v: Any) -> str:
+def _fmt(column: str) -> str:
+    declared = BY_NAME.get(column)
+    return declared.fmt if declared and declared.fmt else ".4g"
+
+
+def _cell_text(v: Any, fmt: str = ".4g") -> str:
     if isinstance(v, float):
-        return _num(v, ".4g")
+        return _num(v, fmt)
     if isinstance(v, (tuple, list)):
         return f"[{len(v)} values]"
     return "-" if v is None or v is pd.NA else str(v)

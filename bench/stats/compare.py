@@ -27,15 +27,11 @@ import pandas as pd
 
 from bench.core.errors import BenchInputError, choices_text
 from bench.measure.steps import timed_times
+from bench.results.columns import gate_fields
 
 # field -> +1 if larger is worse (time, memory), -1 if smaller is worse (throughput, accuracy)
-FIELDS = {
-    "step_time_ms_median": +1,
-    "throughput_samples_per_s": -1,
-    "test_accuracy": -1,
-    "gpu_mem_peak_mb": +1,
-    "cpu_rss_peak_mb": +1,
-}
+# The gate fields: +1 where larger is worse, -1 where larger is better (declared with their columns).
+FIELDS = gate_fields()
 # From A/A runs of the `ci` matrix on the 2-core CI machine (README, "The regression gate"): a
 # case's median moved by up to 15% between identical runs, so 25% is the smallest round threshold
 # that never failed an A/A comparison, with margin. Quiet machines can afford a tighter --fail.
