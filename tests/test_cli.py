@@ -105,9 +105,10 @@ def test_baseline_rejects_bad_input(tmp_path, capsys, case, fragment):
 
 def _prepare(argv):
     from bench.cli.main import build_parser
-    from bench.cli.run import prepare_run
+    from bench.cli.run import run_options
+    from bench.planning.plan import prepare_run
 
-    return prepare_run(build_parser().parse_args(["run", *argv]))
+    return prepare_run(run_options(build_parser().parse_args(["run", *argv])))
 
 
 def test_seeds_falls_back_to_the_bundled_subset_and_says_so(monkeypatch, tmp_path):

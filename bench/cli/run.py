@@ -9,23 +9,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
 import adapters
 from bench import data
 from bench.core.errors import EXIT_CASE_FAILED, EXIT_OK, BenchInputError
-from bench.core.specs import DEVICES, INIT_SCHEMES, PRECISIONS, Case
-from bench.execution.runner import new_run_id, read_plan
-from bench.measure import environment as envinfo
-from bench.measure.calibrate import sgemm_calibration
-from bench.measure.curve import TARGET_ACCURACY
-from bench.planning.matrices import MATRICES, Overrides, apply_overrides, get_matrix
-
-EXECUTORS = ("local", "ray")
+from bench.core.specs import DEVICES, INIT_SCHEMES, PRECISIONS
+from bench.execution.executors import EXECUTORS, make_executor
+from bench.execution.executors import get_info as executor_info
+from bench.planning.matrices import MATRICES, Overrides
+from bench.planning.plan import RunOptions, prepare_run, run_meta, write_plan
 
 
 def positive_int(text: str) -> int:
@@ -106,7 +100,7 @@ def add_case_options(p: argparse.ArgumentParser, default_threads: int | None = N
                    "training clock; the two steps after each are left out of the step statistics (default: once per epoch)")
     p.add_argument("--target-accuracy", type=fraction, metavar="FRACTION",
                    help="accuracy for time_to_target_s / steps_to_target (default per dataset: "
-                   + ", ".join(f"{k} {v:g}" for k, v in TARGET_ACCURACY.items()) + ")")
+                   + ", ".join(f"{k} {v:g}" for k, v in data.TARGET_ACCURACY.items()) + ")")
     p.add_argument("--threads", type=positive_int, default=default_threads,
                    help=f"CPU threads per framework (default: {default_threads or 'all usable cores'})")
     p.add_argument("--timeout", type=positive_float, help="wall-clock limit per case in seconds")
@@ -117,9 +111,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeat", type=positive_int, default=1, metavar="K",
                    help="run each case in K fresh processes (round by round); `compare` then judges step time "
                    "between processes when both sides have K >= 3 (default: 1)")
-    p.add_argument("--executor", choices=EXECUTORS, default="local",
-                   help="where cases run: local processes, one at a time (default), or a Ray cluster "
-                   "(pip install 'rnnbench[ray]')")
+    p.add_argument("--executor", choices=list(EXECUTORS), default="local",
+                   help="where cases run: " + "; ".join(f"{n}: {e.description}" for n, e in EXECUTORS.items())
+                   + " (default: local; ray: pip install 'rnnbench[ray]')")
     p.add_argument("--ray-address", metavar="ADDR",
                    help="with --executor ray: 'auto' (the cluster this machine belongs to), ray://HOST:PORT or "
                    "HOST:PORT; default: start a local Ray instance")
@@ -133,150 +127,38 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress display")
 
 
-@dataclass(frozen=True)
-class RunPlan:
-    """Everything a run will do, decided before anything is written."""
-
-    cases: list[Case]
-    source: data.DataSource
-    threads: int
-    timeout_s: float
-    run_dir: Path
-    repeat: int
-    target_accuracy: float | None
-    meta: dict[str, Any]  # matrix, origin, notices, command
-    resuming: bool = False
-    require_idle_gpu: bool = False
-
-
-def plan_cases(args: argparse.Namespace) -> tuple[list[Case], Any, list[str]]:
-    """The matrix's cases with the command line applied, and notices; validates everything."""
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The parsed command line as the planner's input."""
     overrides = Overrides(
-        adapters=args.adapters,
-        cells=args.cells,
-        dataset=args.dataset,
-        epochs=args.epochs,
-        max_steps=args.max_steps,
-        batch_size=args.batch_size,
-        device=args.device,
-        seed=args.seed,
-        init=args.init,
-        eval_every=args.eval_every,
-        precision=args.precision,
+        adapters=args.adapters, cells=args.cells, dataset=args.dataset, epochs=args.epochs,
+        max_steps=args.max_steps, batch_size=args.batch_size, device=args.device, seed=args.seed,
+        init=args.init, eval_every=args.eval_every, precision=args.precision,
     )
-    if args.seed is not None and args.seed < 0:
-        raise BenchInputError(f"--seed: invalid value {args.seed}; allowed: an integer >= 0")
-    mdef = get_matrix(args.matrix)
-    notices = []
-    if args.dataset is None and args.data_dir is None and mdef.dataset_fallback:  # a --data-dir must hold it
-        try:
-            data.resolve(mdef.dataset, None, download=False)
-        except data.DataError:
-            overrides = dataclasses.replace(overrides, dataset=mdef.dataset_fallback)
-            notices.append(
-                f"{mdef.dataset} is not here (no --data-dir, no cached copy), so this runs on {mdef.dataset_fallback}: "
-                f"its accuracy is NOT comparable with the reported figures, which are for full {mdef.dataset}. "
-                f"--dataset {mdef.dataset} downloads it (SHA-256 checked)."
-            )
-    cases = apply_overrides(mdef, overrides)
-    dataset = cases[0].dataset
-    for case in cases:
-        if case.train.batch_size > data.TRAIN_SIZES[dataset]:
-            raise BenchInputError(
-                f"batch size {case.train.batch_size} ({case.case_id}) is larger than dataset {dataset!r}'s "
-                f"{data.TRAIN_SIZES[dataset]} training examples"
-            )
-    return cases, mdef, notices
-
-
-def prepare_run(args: argparse.Namespace) -> RunPlan:
-    """Validate everything and plan the run; creates nothing on disk."""
-    if args.resume:
-        return _resume_plan(args)
-    cases, mdef, notices = plan_cases(args)
-    source = data.resolve(cases[0].dataset, args.data_dir)
-    notices += list(source.notices)
-    return RunPlan(
-        cases=cases,
-        source=source,
-        threads=args.threads or envinfo.usable_cores(),
-        timeout_s=args.timeout or mdef.timeout_s,
-        run_dir=Path(args.out) / "runs" / new_run_id(),
-        repeat=args.repeat,
-        target_accuracy=args.target_accuracy or TARGET_ACCURACY.get(cases[0].dataset),
-        meta={"matrix": mdef.name, "matrix_origin": mdef.origin, "notices": notices, "command": sys.argv},
-        require_idle_gpu=bool(getattr(args, "require_idle_gpu", False)),
+    return RunOptions(
+        matrix=args.matrix, overrides=overrides, data_dir=args.data_dir, threads=args.threads,
+        timeout=args.timeout, repeat=args.repeat, out=getattr(args, "out", "results"),
+        resume=getattr(args, "resume", None), target_accuracy=args.target_accuracy,
+        require_idle_gpu=bool(args.require_idle_gpu), command=tuple(sys.argv),
     )
-
-
-def _resume_plan(args: argparse.Namespace) -> RunPlan:
-    run_dir = Path(args.resume)
-    if not (run_dir / "plan.json").exists():
-        raise BenchInputError(f"--resume {args.resume!r}: no plan.json there, so it is not a run directory")
-    plan = read_plan(run_dir)
-    source = data.reverify(data.DataSource.from_dict(plan["source"]))
-    return RunPlan(
-        cases=[Case.from_dict(c) for c in plan["cases"]],
-        source=source,
-        threads=plan["threads"],
-        timeout_s=plan["timeout_s"],
-        run_dir=run_dir,
-        repeat=plan.get("repeat", 1),
-        target_accuracy=plan.get("target_accuracy"),
-        meta={k: plan.get(k) for k in ("matrix", "matrix_origin", "notices", "command")},
-        resuming=True,
-        require_idle_gpu=bool(plan.get("require_idle_gpu")),
-    )
-
-
-def make_executor(args: argparse.Namespace):
-    """The executor `--executor` names; a missing Ray is bad input that names the extra."""
-    from bench.execution.executors.local import LocalProcessExecutor
-
-    if args.executor == "local":
-        return LocalProcessExecutor()
-    try:
-        from bench.execution.executors.ray import RayExecutor
-    except ImportError as exc:
-        raise BenchInputError(
-            f"--executor ray needs Ray, which is not installed here ({exc}); install the extra: pip install 'rnnbench[ray]'"
-        ) from exc
-    return RayExecutor(address=args.ray_address, cases_per_node=args.cases_per_node)
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from bench.core.status import FAILING
-    from bench.execution.runner import missing_cases, run_cases, write_plan
+    from bench.execution.runner import missing_cases, run_cases
     from bench.render.progress import RunProgress
     from bench.render.tables import print_reference, problems_table
     from bench.render.view import print_view
     from bench.results.store import read_records, records_problems
 
-    plan = prepare_run(args)
-    executor = make_executor(args)  # connects to (or starts) Ray before anything is written
+    plan = prepare_run(run_options(args))
+    # connects to (or starts) Ray before anything is written
+    executor = make_executor(args.executor, ray_address=args.ray_address, cases_per_node=args.cases_per_node)
     run_dir = plan.run_dir
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "run_id": run_dir.name,
-            **plan.meta,
-            "command": sys.argv,
-            "dataset": {"name": plan.source.name, "origin": plan.source.origin, "files": plan.source.to_dict()["files"]},
-            "threads": plan.threads,
-            "timeout_s": plan.timeout_s,
-            "repeat": plan.repeat,
-            "target_accuracy": plan.target_accuracy,
-            "require_idle_gpu": plan.require_idle_gpu,
-            "executor": executor.name,
-            "environment": envinfo.collect(),
-            "calibration": sgemm_calibration(),
-        }
-        if hasattr(executor, "describe"):
-            meta["cluster"] = executor.describe()
+        meta = run_meta(plan, executor, sys.argv)
         if not plan.resuming:
-            write_plan(run_dir, plan.cases, plan.source, plan.threads, plan.timeout_s,
-                       {**plan.meta, "target_accuracy": plan.target_accuracy,
-                        "require_idle_gpu": plan.require_idle_gpu}, plan.repeat)
+            write_plan(plan)
         err = Console(stderr=True)
         total = len(plan.cases) * plan.repeat
         err.print(f"run {run_dir} : {total} case processes ({len(plan.cases)} cases x {plan.repeat}), dataset "
@@ -286,7 +168,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         for problem in records_problems(run_dir):
             err.print(f"[bold yellow]warning: {problem}[/]")
         done = {(r["case_id"], int(r.get("repeat") or 0)) for r in read_records(run_dir)}
-        with RunProgress(err, total, already=len(done), quiet=args.quiet) as progress:
+        with RunProgress(err, total, already=len(done), quiet=args.quiet,
+                         show_host=executor_info(executor.name).remote) as progress:
             df = run_cases(plan.cases, run_dir, plan.source, plan.threads, plan.timeout_s, meta,
                            on_start=progress.started, on_done=progress.finished, executor=executor,
                            repeat=plan.repeat, on_progress=progress.case_progress,
@@ -333,8 +216,7 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     from bench.execution.runner import planned_keys
     from bench.execution.worker import PROTOCOL
 
-    args.resume, args.out = None, "results"
-    plan = prepare_run(args)
+    plan = prepare_run(dataclasses.replace(run_options(args), resume=None, out="results"))
     jobs = [case_job(CaseJob(c, plan.source, plan.threads, "plan", r, None, plan.target_accuracy), plan.timeout_s)
             for c, r in planned_keys(plan.cases, plan.repeat)]
     usable = {a: adapters.availability(a) for a in dict.fromkeys(c.adapter for c in plan.cases)}

@@ -12,11 +12,9 @@ import contextlib
 import fcntl
 import json
 import os
-import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +30,12 @@ from bench.execution.jobs import CaseJob, JobResult, case_job
 from bench.measure.environment import environment_columns
 from bench.results.record import Record
 from bench.results.store import (
-    PLAN_FILE,
     append_record,
     atomic_write_bytes,
-    atomic_write_json,
     read_records,
     save_run,
     to_frame,
 )
-
-
-def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
 def record_of(case: Case, repeat: int, run_id: str, threads: int, result: JobResult, timeout_s: float,
@@ -70,23 +62,6 @@ def record_of(case: Case, repeat: int, run_id: str, threads: int, result: JobRes
         "executor": result.executor,
         "node": result.node,
     })
-
-
-def write_plan(run_dir: Path, cases: list[Case], source: DataSource, threads: int, timeout_s: float, meta: dict,
-               repeat: int = 1) -> None:
-    plan = {
-        "cases": [c.to_dict() for c in cases],
-        "source": source.to_dict(),
-        "threads": threads,
-        "timeout_s": timeout_s,
-        "repeat": repeat,
-        **meta,
-    }
-    atomic_write_json(run_dir / PLAN_FILE, plan)
-
-
-def read_plan(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / PLAN_FILE).read_text(encoding="utf-8"))
 
 
 def planned_keys(cases: list[Case], repeat: int) -> list[tuple[Case, int]]:

@@ -33,10 +33,6 @@ COLUMNS = columns(
 )
 PROGRESS_PERIOD_S = 1.0  # at most one progress message a second: the runner's display needs no more
 
-# Default --target-accuracy per dataset: reached by most 2x128 models of the `full` matrix within
-# its 5 epochs on mnist-5k, and by the tutorials' models within an epoch or two on the full sets.
-TARGET_ACCURACY = {"mnist-5k": 0.90, "mnist": 0.97, "fashion-mnist": 0.85}
-
 
 def test_accuracy(adapter: Any, model: Any, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
     """Accuracy of the model's inference logits on (x, y), batch by batch."""

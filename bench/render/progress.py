@@ -29,8 +29,10 @@ def _key(case_id: str, repeat: int) -> str:
 
 
 class RunProgress:
-    def __init__(self, console: Console, total: int, already: int = 0, quiet: bool = False) -> None:
+    def __init__(self, console: Console, total: int, already: int = 0, quiet: bool = False,
+                 show_host: bool = False) -> None:
         self.console = console
+        self.show_host = show_host  # cases run on other machines (a remote executor): name each one's host
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -72,7 +74,7 @@ class RunProgress:
         if task is not None:
             self.progress.remove_task(task)
         step = f"{record.step_time_ms_median:.2f} ms/step" if record.step_time_ms_median else ""
-        where = f" on {record.host}" if record.executor == "ray" else ""
+        where = f" on {record.host}" if self.show_host else ""
         self.progress.console.print(f"  {_key(record.case_id, record.repeat)}: {styled(record.status)} {step}{where}")
         if self._overall is not None:
             self.progress.advance(self._overall)

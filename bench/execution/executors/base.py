@@ -30,6 +30,12 @@ class Executor(Protocol):
     def submit(self, job: Job, on_progress: ProgressCallback | None = None) -> Future[JobResult]:
         """Start `job`; its future resolves to a JobResult, whatever happens to the job."""
 
+    def release(self, future: Future[JobResult]) -> None:
+        """Let a job that waits at its start barrier begin (`bench ab`'s pairs); a no-op otherwise."""
+
+    def describe(self) -> dict[str, Any]:
+        """What the run's meta.json records about where its cases ran ({} when nothing beyond this machine)."""
+
     def cancel_all(self) -> None:
         """Stop every running job now (their futures resolve with failure 'cancelled')."""
 

@@ -83,6 +83,9 @@ class LocalProcessExecutor:
         ).start()
         return future
 
+    def describe(self) -> dict[str, Any]:
+        return {}  # this machine: meta.json's environment already says everything
+
     def release(self, future: Future) -> None:
         """Let a job waiting at its start barrier begin training (a no-op once it has ended)."""
         with self._lock:

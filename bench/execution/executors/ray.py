@@ -163,6 +163,9 @@ class RayExecutor:
             return {"nodes": [{"node_id": n.node_id, "host": n.host, "cpus": n.cpus, "gpus": n.gpus,
                                "case_slots": n.gpus or self.cases_per_node} for n in self._nodes.values()]}
 
+    def release(self, future: Future[JobResult]) -> None:
+        """Ray jobs start without a barrier (`bench ab` pairs run on the local executor)."""
+
     def slots(self) -> int:
         with self._lock:
             return sum(n.gpus or self.cases_per_node for n in self._nodes.values() if n.cpus > 0 or n.gpus)
