@@ -18,7 +18,7 @@ def test_stats_on_hand_made_sample_are_exact():
     assert s.p10_ms == pytest.approx(1.9)  # linear interpolation: 1 + 0.9 * (2 - 1)
     assert s.p90_ms == pytest.approx(9.1)
     assert s.iqr_ms == pytest.approx(7.75 - 3.25)
-    assert s.cv == pytest.approx(math.sqrt(8.25) / 5.5)
+    assert s.cv == pytest.approx(math.sqrt(82.5 / 9) / 5.5)  # sample std (ddof=1): sum of squares 82.5 over 9
 
 
 def test_constant_steps_have_zero_spread():
@@ -71,3 +71,12 @@ def test_timer_calls_sync_before_each_clock_read():
     assert timer.steps == 3
     assert all(d >= 0 for d in timer.durations_ns)
     assert len(timer.times_ms()) == 3
+
+
+def test_the_one_coefficient_of_variation_is_the_sample_cv():
+    from bench.core.spread import cv, cv_or_inf
+
+    assert cv([1.0, 2.0, 3.0]) == pytest.approx(1.0 / 2.0)  # std with ddof=1 is 1, mean 2
+    assert cv([4.0, 4.0]) == 0.0
+    assert math.isnan(cv([5.0])) and math.isnan(cv([])) and math.isnan(cv([-1.0, 1.0]))
+    assert cv_or_inf([5.0]) == math.inf and cv_or_inf([1.0, 3.0]) == pytest.approx(math.sqrt(2) / 2)

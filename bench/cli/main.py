@@ -177,7 +177,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
             console.print(f"[yellow]warning: {d if d.startswith('the ') else 'environments differ: ' + d}[/]")
         if args.same_machine and machine:
             console.print("[yellow]--same-machine: step times come from different machines, so they are not judged[/]")
-        failing = [r for r in results if r.verdict in compare.FAILING]
+        failing = [r for r in results if r.verdict in compare.FAILING_VERDICTS]
         console.print(
             f"[bold red]gate failed: {len(failing)} regression(s) or missing case(s)[/]"
             if failing

@@ -143,7 +143,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from bench.core.status import FAILING
+    from bench.core.status import FAILING_STATUSES
     from bench.execution.runner import missing_cases, run_cases
     from bench.render.progress import RunProgress
     from bench.render.tables import print_reference, problems_table
@@ -195,7 +195,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[bold red]{len(missing)} planned case(s) have no record: {', '.join(missing)}; "
                       f"finish them with --resume {run_dir}[/]")
         return EXIT_CASE_FAILED
-    return EXIT_CASE_FAILED if df["status"].isin(FAILING).any() else EXIT_OK
+    return EXIT_CASE_FAILED if df["status"].isin(FAILING_STATUSES).any() else EXIT_OK
 
 
 def add_plan_options(p: argparse.ArgumentParser) -> None:

@@ -42,7 +42,7 @@ _STYLE = {
     Status.UNAVAILABLE: "dim",
 }
 STATUSES = tuple(s.value for s in Status)
-FAILING = tuple(s.value for s in Status if s.failing)
+FAILING_STATUSES = tuple(s.value for s in Status if s.failing)  # statuses that make a run exit 1
 
 
 def styled(status: str) -> str:

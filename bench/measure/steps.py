@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.core.columns import columns
+from bench.core.spread import cv
 
 UNSTABLE_CV = 0.10  # step-time CV above this flags the row `step_time_unstable`
 # Steps after each curve evaluation that the statistics leave out: an evaluation (thousands of test
@@ -34,7 +35,7 @@ COLUMNS = columns(
     ("step_time_ms_p10", "float", "10th percentile of the step times", {"unit": "ms", "fmt": ".2f", "better": "lower", "table": True}),
     ("step_time_ms_p90", "float", "90th percentile of the step times", {"unit": "ms", "fmt": ".2f", "better": "lower", "table": True}),
     ("step_time_ms_iqr", "float", "interquartile range of the step times", {"unit": "ms", "fmt": ".2f"}),
-    ("step_time_cv", "float", "coefficient of variation of the step times (population std / mean; bench.stats.processes.cv)", {"fmt": ".3f", "table": True}),
+    ("step_time_cv", "float", "coefficient of variation of the step times: sample std (ddof=1) / mean, bench/core/spread.py", {"fmt": ".3f", "table": True}),
     ("step_time_unstable", "bool", f"step_time_cv above {UNSTABLE_CV:g}: the timing of this row is noisy"),
     ("throughput_samples_per_s", "float", "examples per second at the median step time", {"unit": "samples/s", "fmt": ".0f", "better": "higher", "gate": True, "table": True}),
 )
@@ -116,7 +117,7 @@ def step_stats(times_ms: Sequence[float], warmup_steps: int, untimed: Iterable[i
         return StepStats(first, discarded, 0, nan, nan, nan, nan, nan, nan)
     p10, p25, p50, p75, p90 = np.percentile(timed, [10, 25, 50, 75, 90])
     mean = float(timed.mean())
-    cv = float(timed.std() / mean) if mean > 0 else math.nan
+    spread = cv(timed)
     return StepStats(
         first_step_ms=first,
         warmup_steps=discarded,
@@ -126,7 +127,7 @@ def step_stats(times_ms: Sequence[float], warmup_steps: int, untimed: Iterable[i
         p10_ms=float(p10),
         p90_ms=float(p90),
         iqr_ms=float(p75 - p25),
-        cv=cv,
+        cv=spread,
     )
 
 

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
+from bench.core.spread import cv
 from bench.core.status import Status
 from bench.measure.steps import UNSTABLE_CV
 from bench.stats.compare import mixed_machines
@@ -81,12 +82,12 @@ def cells(df: pd.DataFrame) -> tuple[list[str], list[str], dict[tuple[str, str],
     for (model, adapter), g in df.groupby(["_model", "adapter"], sort=False):
         bad = [s for s in g["status"] if s != Status.OK]
         ms = g["step_time_ms_median"].dropna()
-        cv = g["step_time_cv"].dropna()
-        between = float(ms.std(ddof=1) / ms.mean()) if len(ms) > 1 and ms.mean() > 0 else 0.0
+        within = g["step_time_cv"].dropna()
+        between = cv(ms) if len(ms) > 1 else 0.0  # one process: no spread between processes
         out[(model, adapter)] = Cell(
             status=bad[0] if bad else Status.OK.value,
             ms=float(np.median(ms)) if len(ms) and not bad else None,
-            unstable=bool((cv > UNSTABLE_CV).any() or between > UNSTABLE_CV),
+            unstable=bool((within > UNSTABLE_CV).any() or between > UNSTABLE_CV),
             accuracy=float(g["test_accuracy"].median()) if g["test_accuracy"].notna().any() else None,
             tta_s=float(g["time_to_target_s"].median()) if g["time_to_target_s"].notna().any() else None,
             processes=len(g),

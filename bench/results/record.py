@@ -17,7 +17,9 @@ from bench.results.columns import ALL
 # 3: `precision` with the setting read back (`matmul_precision`), `compile_policy`, and the GPU's
 #    state while steps were timed (clocks, temperature, power, throttle reasons, other processes)
 # 4: `untimed_steps`: the steps right after a curve evaluation are left out of the step-time statistics
-SCHEMA_VERSION = 4
+# 5: step_time_cv is the sample CV (ddof=1), the harness's one CV (bench/core/spread.py); it was the
+#    population CV, smaller by sqrt((n-1)/n): 0.17% at 300 timed steps
+SCHEMA_VERSION = 5
 
 
 

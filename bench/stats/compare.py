@@ -17,7 +17,6 @@ a case's processes. For two versions measured side by side in one job, use `benc
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, replace
 from typing import Any
@@ -26,8 +25,10 @@ import numpy as np
 import pandas as pd
 
 from bench.core.errors import BenchInputError, choices_text
+from bench.core.spread import cv_or_inf
 from bench.measure.steps import timed_times
 from bench.results.columns import gate_fields
+from bench.stats.processes import BOOTSTRAP_RESAMPLES
 
 # field -> +1 if larger is worse (time, memory), -1 if smaller is worse (throughput, accuracy)
 # The gate fields: +1 where larger is worse, -1 where larger is better (declared with their columns).
@@ -38,10 +39,9 @@ FIELDS = gate_fields()
 DEFAULT_FAIL = "step_time_ms_median:25%"
 DEFAULT_ALPHA = 0.01
 DEFAULT_CV_LIMIT = 0.25
-BOOTSTRAP_RESAMPLES = 2000
 MIN_PROCESSES = 3  # per side, for the between-process method
 VERDICTS = ("regression", "missing", "inconclusive", "improvement", "unchanged", "new")
-FAILING = ("regression", "missing")
+FAILING_VERDICTS = ("regression", "missing")  # verdicts that fail the gate (statuses: core.status)
 WITHIN = "Mann-Whitney U on the timed steps"
 
 
@@ -103,10 +103,6 @@ def bootstrap_ratio_ci(
     return float(lo), float(hi)
 
 
-def cv(x: np.ndarray) -> float:
-    return float(np.std(x) / np.mean(x)) if x.size and np.mean(x) > 0 else math.inf
-
-
 def verdict(ratio: float, p: float, noise: float, pct: float, alpha: float, cv_limit: float) -> tuple[str, str]:
     """(verdict, note) of a step-time ratio: beyond the threshold and significant, or not."""
     if noise > cv_limit:
@@ -138,7 +134,7 @@ def compare_step_times(
     ratio = cm / bm
     lo, hi = bootstrap_ratio_ci(base, cur)
     p = float(mannwhitneyu(cur, base, alternative="two-sided").pvalue)
-    v, note = verdict(ratio, p, max(cv(base), cv(cur)), pct, alpha, cv_limit)
+    v, note = verdict(ratio, p, max(cv_or_inf(base), cv_or_inf(cur)), pct, alpha, cv_limit)
     return Comparison(case_id, field, v, bm, cm, ratio, lo, hi, p, note, WITHIN)
 
 
@@ -293,4 +289,4 @@ def not_comparable(results: list[Comparison], reason: str) -> list[Comparison]:
 
 
 def gate_failed(results: list[Comparison]) -> bool:
-    return any(r.verdict in FAILING for r in results)
+    return any(r.verdict in FAILING_VERDICTS for r in results)

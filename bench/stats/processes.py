@@ -28,7 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-BOOTSTRAP_RESAMPLES = 2000
+from bench.core.spread import cv_or_inf
+
+BOOTSTRAP_RESAMPLES = 2000  # every bootstrap interval of the harness (compare, ab)
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,6 @@ def hierarchical_bootstrap_ratio(base: Sequence[np.ndarray], cur: Sequence[np.nd
     return float(lo), float(hi)
 
 
-def _cv(x: np.ndarray) -> float:
-    return float(np.std(x, ddof=1) / np.mean(x)) if x.size > 1 and np.mean(x) > 0 else math.inf
-
-
 def compare_processes(base: Sequence[np.ndarray], cur: Sequence[np.ndarray], paired: bool) -> ProcessComparison:
     """Compare two sides given as the timed steps of each of their processes.
 
@@ -99,5 +97,5 @@ def compare_processes(base: Sequence[np.ndarray], cur: Sequence[np.ndarray], pai
         method = f"Welch t-test on log process medians, {len(bm)} vs {len(cm)} processes"
     if math.isnan(p):  # no spread at all on either side
         p = 0.0 if ratio != 1.0 else 1.0
-    noise = float(np.std(lc - lb, ddof=1)) if paired and len(bm) > 1 else max(_cv(bm), _cv(cm))
-    return ProcessComparison(ratio, lo, hi, p, _cv(bm), _cv(cm), method, noise)
+    noise = float(np.std(lc - lb, ddof=1)) if paired and len(bm) > 1 else max(cv_or_inf(bm), cv_or_inf(cm))
+    return ProcessComparison(ratio, lo, hi, p, cv_or_inf(bm), cv_or_inf(cm), method, noise)
