@@ -56,7 +56,7 @@ class AdapterInfo:
     env: dict[str, str] = field(default_factory=dict)  # set in the case's process before import
     check: Callable[[ModelSpec], str | None] | None = None  # why a spec is not expressible
     defect: Callable[[], str | None] | None = None  # a known defect of the installed version, if any
-    # why a spec's weights have no canonical form (bench/canonical.py): it is a different function,
+    # why a spec's weights have no canonical form (bench/core/canonical.py): it is a different function,
     # so parity cannot compare it and --init keras|torch cannot load it
     noncanonical: Callable[[ModelSpec], str | None] | None = None
     precisions: tuple[str, ...] = PRECISIONS  # the TrainSpec.precision values the adapter implements

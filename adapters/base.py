@@ -164,7 +164,7 @@ class Adapter(ABC):
 
     @abstractmethod
     def get_weights(self, model: Any) -> CanonicalWeights:
-        """The model's weights in the canonical layout (bench/canonical.py)."""
+        """The model's weights in the canonical layout (bench/core/canonical.py)."""
 
     @abstractmethod
     def set_weights(self, model: Any, weights: CanonicalWeights) -> None:

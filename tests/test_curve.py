@@ -1,4 +1,4 @@
-"""The time-to-accuracy curve (bench/curve.py) and what its evaluations do to the step statistics."""
+"""The time-to-accuracy curve (bench/measure/curve.py) and what its evaluations do to the step statistics."""
 
 import numpy as np
 import pandas as pd

@@ -1,6 +1,6 @@
 """Between-process statistics on generated samples with a known between-process spread.
 
-The generator follows what was measured on the 2-core CI VM (README, "The regression gate"): the
+The generator follows what was measured on the 2-core CI VM (docs/measurements.md, "The gate"): the
 machine goes through slow phases that change a process's median step time by tens of percent
 (ROUND, shared by the two processes of a round when they run as a pair), each process adds a
 little of its own (OWN), and its steps scatter around its level (WITHIN).

@@ -1,4 +1,4 @@
-"""`python -m bench ab BASE [HEAD]`: options, the live display and the verdict (bench/ab.py does the work)."""
+"""`python -m bench ab BASE [HEAD]`: options, the live display and the verdict (bench/stats/ab.py does the work)."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ from bench.stats.ab import (
     worktrees,
 )
 
-# From A/A and injected-slowdown runs of the `ci` matrix on the 2-core CI machine (README, "The
-# regression gate"): judged on their first K rounds, K = 3 found a 10% slowdown in half of the runs,
+# From A/A and injected-slowdown runs of the `ci` matrix on the 2-core CI machine (docs/measurements.md,
+# "The gate"): judged on their first K rounds, K = 3 found a 10% slowdown in half of the runs,
 # K = 4 in all of them with no A/A failure, and K = 5 only one more case; 4 keeps the CI gate
 # within its time budget. A 5% threshold sits above the A/A spread of per-round ratios (1-3%).
 DEFAULT_ROUNDS = 4

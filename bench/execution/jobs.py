@@ -17,7 +17,7 @@ from bench.measure.environment import THREAD_VARS
 
 JOB_KINDS = ("case", "parity")
 RESULT_FD_VAR = "RNNBENCH_RESULT_FD"  # the worker writes its messages (progress, result) to this fd
-PARENT_PID_VAR = "RNNBENCH_PARENT_PID"  # the worker dies with this process (bench/worker.py)
+PARENT_PID_VAR = "RNNBENCH_PARENT_PID"  # the worker dies with this process (bench/execution/worker.py)
 BARRIER_VAR = "RNNBENCH_START_BARRIER"  # "1": wait for "go" on stdin before the first training step
 
 

@@ -1,6 +1,6 @@
 """Run a list of cases, each in its own fresh process, and keep every finished result.
 
-The runner decides what to run and records what happened; an executor (bench/executor.py)
+The runner decides what to run and records what happened; an executor (bench/execution/executors/)
 decides where each case's process runs: local processes (one at a time, so timings do not disturb
 each other) or Ray tasks on a cluster. Records are appended as results arrive, so a run stopped at
 any point keeps every finished case, and `--resume` runs only what is missing.

@@ -21,8 +21,8 @@ UNSTABLE_CV = 0.10  # step-time CV above this flags the row `step_time_unstable`
 # Steps after each curve evaluation that the statistics leave out: an evaluation (thousands of test
 # samples through the model) leaves caches and thread pools in another state, and the next steps pay
 # for it. Measured on the `smoke` matrix with an evaluation every 5 steps: the two steps after each
-# were 1.03-1.22x the median of the others for Keras (README "Time to accuracy"). For some models the
-# evaluations also slow every later step; no number of left-out steps removes that (README, same place).
+# were 1.03-1.22x the median of the others for Keras (docs/measurements.md, "Curve evaluations"). For some models the
+# evaluations also slow every later step; no number of left-out steps removes that (the same place).
 SETTLE_STEPS = 2
 
 COLUMNS = columns(

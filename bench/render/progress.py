@@ -1,6 +1,6 @@
 """The live display of a run: a bar for the whole matrix and one for each running case's steps.
 
-A case's process sends its step, epoch and loss about once a second (bench/curve.py); they arrive on
+A case's process sends its step, epoch and loss about once a second (bench/measure/curve.py); they arrive on
 the executor's reader thread, which rich's Progress allows. `--quiet` hides the bars; the one line
 per finished case is still printed, so logs keep a trace of the run.
 """

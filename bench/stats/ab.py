@@ -16,10 +16,10 @@ Every case runs as K fresh processes per side, in rounds, paired by round. Two s
 - `sequential`: one process at a time, base then head or head then base, alternating by round and
   case (A B B A ...), so slow drift cancels; the right schedule on a quiet, dedicated machine.
 
-The statistics are between processes (bench/process_stats.py), paired by round: the median of the
+The statistics are between processes (bench/stats/processes.py), paired by round: the median of the
 per-round ratios of process medians (head / base), a bootstrap interval over rounds (and steps within
 processes), and a paired t-test on log process medians; the noise is the spread of the per-round ratios.
-README ("The regression gate") has the A/A and injected-slowdown measurements behind the defaults.
+docs/measurements.md ("The gate") has the A/A and injected-slowdown measurements behind the defaults.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class Side:
 
 
 SCHEDULES = ("pair", "sequential")
-CPUS_VAR = "RNNBENCH_CPUS"  # the worker pins itself to these CPUs before anything else (bench/worker.py)
+CPUS_VAR = "RNNBENCH_CPUS"  # the worker pins itself to these CPUs before anything else (bench/execution/worker.py)
 
 
 @dataclass

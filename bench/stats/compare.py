@@ -4,7 +4,7 @@ A step-time change is called a regression only when it is larger than the thresh
 statistically significant, and neither side is too noisy to judge (CV above a limit gives
 `inconclusive`). Two methods, named in every result:
 
-- between processes (bench/process_stats.py), when both runs hold K >= 3 processes of the case
+- between processes (bench/stats/processes.py), when both runs hold K >= 3 processes of the case
   (`run --repeat K`): the ratio of the medians of process medians, a hierarchical bootstrap interval
   and Welch's t-test on log process medians. This is the method that sees small changes reliably.
 - within one process (the fallback): Mann-Whitney U on the raw per-step times and a bootstrap
@@ -33,7 +33,7 @@ from bench.stats.processes import BOOTSTRAP_RESAMPLES
 # field -> +1 if larger is worse (time, memory), -1 if smaller is worse (throughput, accuracy)
 # The gate fields: +1 where larger is worse, -1 where larger is better (declared with their columns).
 FIELDS = gate_fields()
-# From A/A runs of the `ci` matrix on the 2-core CI machine (README, "The regression gate"): a
+# From A/A runs of the `ci` matrix on the 2-core CI machine (docs/gate.md; docs/measurements.md): a
 # case's median moved by up to 15% between identical runs, so 25% is the smallest round threshold
 # that never failed an A/A comparison, with margin. Quiet machines can afford a tighter --fail.
 DEFAULT_FAIL = "step_time_ms_median:25%"

@@ -3,7 +3,7 @@
 Step times of one process are not independent samples of "the speed of this code": a process draws
 its own memory layout, thread placement, turbo state and cache luck, and every step of it shares
 them. On the 2-core CI machine the median of one process moves by several percent from process to
-process (README, "The regression gate"), while its steps scatter far less around that median. A test
+process (docs/measurements.md, "The gate"), while its steps scatter far less around that median. A test
 that pools the steps of one process per side (Mann-Whitney over steps) therefore reports tiny p
 values for differences that are only between-process noise, and needs a large threshold to stay
 quiet. Here the unit of evidence is the process (pyperf's approach):
