@@ -47,6 +47,7 @@ def _one_framework_per_process(request):
         assert loaded == [], f"{request.node.nodeid} left {loaded} in the framework-free test process"
 
 
+ROOT = Path(__file__).resolve().parent.parent  # the repository
 CONTRACT_DIR = Path(__file__).resolve().parent / "contract"
 CONTRACT_DRIVER = "test_in_own_processes.py"  # the one module of tests/contract/ the main process runs
 

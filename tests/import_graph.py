@@ -2,7 +2,7 @@
 
     python -m tests.import_graph          # the package-level graph, then every module's imports
 
-tests/test_architecture.py holds the rules it must keep (a DAG, adapters on bench.core only).
+tests/unit/test_architecture.py holds the rules it must keep (a DAG, adapters on bench.core only).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Run with: python -m pytest -m perf tests/benchmarks/test_sampler_cost.py -s
 import pytest
 
 from bench.measure.memory import STATE_EVERY, GpuMemorySampler
-from tests.test_memory import MB, FakeNvml
+from tests.unit.test_memory import MB, FakeNvml
 
 pytestmark = pytest.mark.perf
 

@@ -1,13 +1,13 @@
 """User matrix files: grid and list cases, and errors that name the file, the key and the valid values."""
 
-from pathlib import Path
 
 import pytest
 
 from bench.core.errors import BenchInputError
 from bench.planning.matrices import Overrides, build_cases
+from tests.conftest import ROOT
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "matrix.toml"
+EXAMPLE = ROOT / "examples" / "matrix.toml"
 
 
 def write(tmp_path, text: str) -> str:

@@ -1,7 +1,6 @@
 """The column registry: one declaration per column, everything else derived from it."""
 
 from dataclasses import fields
-from pathlib import Path
 
 import pytest
 
@@ -11,8 +10,7 @@ from bench.results.columns import ALL, BY_NAME, docs_markdown, gate_fields, tabl
 from bench.results.record import LIST_COLUMNS, Record
 from bench.results.store import to_frame
 from bench.stats.compare import FIELDS
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
 
 
 def test_docs_columns_md_is_generated_from_the_registry():

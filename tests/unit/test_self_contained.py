@@ -1,9 +1,8 @@
 """The repository stands alone: nothing in it points at files outside the checkout."""
 
 import subprocess
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
 
 
 def test_no_tracked_file_refers_to_paths_outside_the_repository():

@@ -14,8 +14,7 @@ import pytest
 from bench.cli.main import main
 from bench.execution.jobs import Job
 from bench.stats.ab import AbCase, SideCase, judge, pair_cases, schedule
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
 
 
 def job(key: str) -> dict:
@@ -126,7 +125,7 @@ def test_a_a_of_the_last_commit_against_the_working_tree_passes(tmp_path, fake_a
 
 
 def test_ctrl_c_removes_the_worktrees_and_stops_every_process(tmp_path, fake_adapters):
-    from tests.test_runner import workers_started_by
+    from tests.e2e.test_runner import workers_started_by
 
     tmp, env = _own_tmpdir(tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "bench", "ab", "HEAD", "HEAD", "--adapters", "fake-slow", *FAKE,

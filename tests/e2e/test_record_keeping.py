@@ -17,9 +17,9 @@ from bench.core.specs import Case, ModelSpec, TrainSpec
 from bench.execution.runner import missing_cases
 from bench.results.record import Record
 from bench.results.store import append_record, read_records, records_problems
-from tests.test_runner import workers_started_by
+from tests.conftest import ROOT
+from tests.e2e.test_runner import workers_started_by
 
-ROOT = Path(__file__).resolve().parent.parent
 FAKE_RUN = ["run", "--matrix", "smoke", "--cells", "lstm", "--dataset", "synthetic", "--max-steps", "8", "--quiet"]
 
 

@@ -7,15 +7,13 @@ per-process figure within +-10%, and a tiny smoke run on the GPU must finish wit
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import installed
+from tests.conftest import ROOT, installed
 
 pytestmark = pytest.mark.gpu
-ROOT = Path(__file__).resolve().parent.parent
 ALLOC_MB = 512
 
 PROBE = """

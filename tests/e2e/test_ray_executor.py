@@ -15,9 +15,8 @@ import pandas as pd
 import pytest
 
 from bench import data
-from tests.conftest import installed
+from tests.conftest import ROOT, installed
 
-ROOT = Path(__file__).resolve().parent.parent
 needs_ray = pytest.mark.skipif(not installed("ray"), reason="ray not installed (pip install 'rnnbench[ray]')")
 RUN = ["run", "--matrix", "smoke", "--cells", "lstm", "--dataset", "synthetic", "--max-steps", "8", "--quiet"]
 
@@ -72,7 +71,7 @@ def test_without_ray_the_executor_is_bad_input_naming_the_extra(tmp_path, monkey
 @needs_ray
 def test_data_reaches_a_node_without_the_files_by_checksum(tmp_path, monkeypatch):
     from bench.execution.executors.ray import materialize
-    from tests.test_data import make_idx_dir
+    from tests.unit.test_data import make_idx_dir
 
     src_dir = tmp_path / "driver"
     src_dir.mkdir()

@@ -3,14 +3,11 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from tests import framework_guard
-from tests.conftest import installed
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT, installed
 
 
 def test_an_adapter_s_process_may_hold_its_frameworks_and_their_machinery():

@@ -2,14 +2,12 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import installed
+from tests.conftest import ROOT, installed
 
-ROOT = Path(__file__).resolve().parent.parent
 needs_both = pytest.mark.skipif(not installed("keras", "tensorflow", "torch"), reason="keras and torch needed")
 
 

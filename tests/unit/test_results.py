@@ -8,6 +8,7 @@ from bench.core.errors import BenchInputError
 from bench.core.specs import Case, ModelSpec, TrainSpec
 from bench.results.record import COLUMNS, SCHEMA_VERSION, Record
 from bench.results.store import append_record, load_results, read_records, save_run, to_frame
+from tests.conftest import ROOT
 
 
 def make_record(adapter="torch", median=12.5, status="ok", times=(30.0, 12.0, 13.0)) -> Record:
@@ -128,9 +129,8 @@ def test_frame_columns_are_public_contract():
 
 
 def test_results_of_the_previous_schema_read_like_new_ones():
-    from pathlib import Path
 
-    base = Path(__file__).resolve().parent.parent / "results" / "baselines" / "ci-cpu"
+    base = ROOT / "results" / "baselines" / "ci-cpu"
     df, meta = load_results(base)
     assert list(df.columns[: len(COLUMNS)]) == COLUMNS
     assert (df["repeat"] == 0).all() and df["curve_steps"].map(len).eq(0).all()
