@@ -122,7 +122,9 @@ class TrainSpec:
     seed: int = 0
     warmup_steps: int = 5
     eval_batch_size: int = 1000
-    phase_rounds: int = 20  # rounds of the forward/backward/optimizer split after training; 0 = skip
+    # rounds of the forward/backward/optimizer split after training (0 = skip): 8 interleaved rounds cost
+    # about 18 steps' time; 20 cost 50, the split's biggest share of a case's untimed time (docs/measurements.md)
+    phase_rounds: int = 8
     lr_schedule: str = "constant"  # see LR_SCHEDULES
     lr_decay: float = 0.0
     lr_decay_steps: int = 1

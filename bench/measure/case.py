@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -49,6 +50,29 @@ TIME_COLUMNS = columns(
     ("train_time_s", "float", "fit's wall time without the curve's evaluations", {"unit": "s", "fmt": ".1f"}),
     ("eval_time_s", "float", "the final evaluation of the test split", {"unit": "s", "fmt": ".1f"}),
 )
+# Where a case's wall time goes beyond its steps (a sweep multiplies cases, so this is worth seeing):
+# wall_time_s = startup_s + import_s + build_s + train_time_s + curve_eval_time_s + eval_time_s
+#   + kernel_path_s + phase_split_s + what is left (runtime_info, GPU fields, writing the result).
+OVERHEAD_COLUMNS = columns(
+    "case overhead",
+    ("startup_s", "float", "the case's process from its start to the measurement: Python and the harness's imports (Linux; else empty)", {"unit": "s", "fmt": ".2f"}),
+    ("import_s", "float", "loading the adapter: the framework's import and setup", {"unit": "s", "fmt": ".2f"}),
+    ("build_s", "float", "loading the data, building the model, loading its starting weights", {"unit": "s", "fmt": ".2f"}),
+    ("kernel_path_s", "float", "finding out which recurrent kernel runs (a profiled step for torch), after training", {"unit": "s", "fmt": ".2f"}),
+    ("phase_split_s", "float", "the forward/backward/optimizer split, after training", {"unit": "s", "fmt": ".2f"}),
+)
+
+
+def process_age_s() -> float | None:
+    """Seconds since this process started, from /proc (10 ms resolution); None where there is no /proc."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            started_ticks = int(f.read().rpartition(")")[2].split()[19])  # field 22: starttime
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - started_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
 PATH_COLUMNS = columns(
     "what ran",
     ("matmul_precision", "str", "the precision settings in force, read back from the framework"),
@@ -138,7 +162,8 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
     from bench.measure.steps import settling_steps, step_stats, throughput
 
     case, train = job.case, job.case.train
-    measured: dict[str, Any] = {}
+    measured: dict[str, Any] = {"startup_s": process_age_s()}
+    t0 = time.perf_counter()
     try:
         adapter = adapters.load(case.adapter)
     except ImportError as exc:
@@ -146,6 +171,8 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
     try:
         adapter.setup(case.device, job.threads, train.seed)
         adapter.set_precision(train.precision)
+        measured["import_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         if case.device == "cuda" and not adapter.uses_gpu():
             return {"status": Status.FAILED.value, "error": "device 'cuda' asked for, but the framework sees no CUDA GPU"}
         data = load_data(job.source)
@@ -167,6 +194,7 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
             if start_weights is not None:
                 adapter.set_weights(model, start_weights)
             weights_before = adapter.weight_arrays(model)
+            measured["build_s"] = time.perf_counter() - t0
             if data.has_labels:  # random labels have no accuracy worth a curve
                 hooks.evaluate = lambda: test_accuracy(adapter, model, data.x_test, data.y_test, train.eval_batch_size)
             if ready is not None:
@@ -188,10 +216,14 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
         gpu_fields = _gpu_fields(sampler, adapter, fit_window, fit.steps, plan.steps_per_epoch, info.device_name)
         # After the main timing, so they cannot perturb it (and after evaluation: they update weights).
         xb, yb = data.x_train[: train.batch_size], data.y_train[: train.batch_size]
+        t0 = time.perf_counter()
         measured["kernel_path"] = adapter.kernel_path(model, xb, yb)
+        measured["kernel_path_s"] = time.perf_counter() - t0
         fns = adapter.phase_functions(model, train, xb, yb) if train.phase_rounds else {}
         if fns and not fit.diverged:
+            t0 = time.perf_counter()
             measured.update(measure_phases(fns, train.phase_rounds))
+            measured["phase_split_s"] = time.perf_counter() - t0
     except CaseUnavailable as exc:
         return {"status": Status.UNAVAILABLE.value, "error": str(exc)}
     except Exception as exc:

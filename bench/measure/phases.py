@@ -26,8 +26,9 @@ COLUMNS = columns(
 )
 
 
-def measure_phases(fns: dict[str, Callable[[], Any]], rounds: int, warmup: int = 3) -> dict[str, float]:
-    """Median ms of forward, backward (derived) and optimizer (derived)."""
+def measure_phases(fns: dict[str, Callable[[], Any]], rounds: int, warmup: int = 1) -> dict[str, float]:
+    """Median ms of forward, backward (derived) and optimizer (derived). One warm-up call of each function
+    compiles or traces it (what a compiled adapter needs); the training before it warmed everything else."""
     for _ in range(warmup):
         for name in PHASES:
             fns[name]()

@@ -65,7 +65,7 @@ RUN_COLUMNS = columns(
 # The order of the parquet's columns: the case, what came out, how fast, on what, with what memory.
 ALL: tuple[Column, ...] = (
     *CASE_COLUMNS, *OUTCOME_COLUMNS, *RUN_COLUMNS, *case.RUNTIME_COLUMNS, *case.RESULT_COLUMNS,
-    *steps.COLUMNS, *case.TIME_COLUMNS, *memory.COLUMNS, *memory.STATE_COLUMNS, *case.PATH_COLUMNS,
+    *steps.COLUMNS, *case.TIME_COLUMNS, *case.OVERHEAD_COLUMNS, *memory.COLUMNS, *memory.STATE_COLUMNS, *case.PATH_COLUMNS,
     *phases.COLUMNS, *flops.COLUMNS, *environment.COLUMNS, *curve.COLUMNS, *steps.RAW_COLUMNS,
 )
 BY_NAME: dict[str, Column] = {c.name: c for c in ALL}

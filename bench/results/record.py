@@ -18,7 +18,8 @@ from bench.results.columns import ALL
 #    state while steps were timed (clocks, temperature, power, throttle reasons, other processes)
 # 4: `untimed_steps`: the steps right after a curve evaluation are left out of the step-time statistics
 # 5: step_time_cv is the sample CV (ddof=1), the harness's one CV (bench/core/spread.py); it was the
-#    population CV, smaller by sqrt((n-1)/n): 0.17% at 300 timed steps
+#    population CV, smaller by sqrt((n-1)/n): 0.17% at 300 timed steps; where a case's time goes beyond
+#    its steps (startup_s, import_s, build_s, kernel_path_s, phase_split_s)
 SCHEMA_VERSION = 5
 
 

@@ -38,6 +38,7 @@ def test_mnist5k_split_shapes_range_and_balance():
     assert ds.has_labels
     # the split is fixed: the same fingerprint every time
     assert ds.sha256 == data.load(data.resolve("mnist-5k")).sha256
+    assert ds.sha256.startswith("1adea2bf696df09f")  # what every recorded run's dataset_sha256 says
 
 
 def test_synthetic_has_no_meaningful_labels():
@@ -200,3 +201,21 @@ def test_resume_refuses_data_that_changed_since_the_run_started(tmp_path):
 def test_debians_fashion_mnist_is_the_published_content():
     source = data.resolve("fashion-mnist")
     assert source.notices == ()  # recompressed by Debian, the same bytes inside
+
+
+def test_mnist5k_parses_once_then_reads_its_cache_and_never_trusts_a_bad_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNBENCH_DATA_HOME", str(tmp_path))
+    src = data.resolve("mnist-5k")
+    first = data.load(src)
+    (cached,) = tmp_path.glob("mnist-5k-*.npz")
+    parses = []
+    real = data._parse_mnist5k
+    monkeypatch.setattr(data, "_parse_mnist5k", lambda f: parses.append(1) or real(f))
+    assert data.load(src).sha256 == first.sha256 and parses == []  # read from the cache
+    with np.load(cached) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays["y_test"] = arrays["y_test"][::-1].copy()  # other arrays under the recorded fingerprint
+    np.savez(cached, **arrays)
+    assert data.load(src).sha256 == first.sha256 and parses == [1]  # refused, parsed again
+    cached.write_bytes(b"not an npz")
+    assert data.load(src).sha256 == first.sha256 and parses == [1, 1]
