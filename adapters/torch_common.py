@@ -8,28 +8,27 @@ import torch
 
 
 def set_torch_tf32(on: bool) -> None:
-    """TF32 for float32 matmuls and cuDNN (conv and RNN) on or off, with the API of the installed torch.
+    """TF32 for float32 matmuls and cuDNN (conv and RNN) on or off, the same for every reader.
 
     PyTorch's own defaults disagree with each other (matmul off, cuDNN on) and with TensorFlow's (on):
-    rnnbench sets them all, so a precision means the same thing in every framework.
+    rnnbench sets them all, so a precision means the same thing in every framework. It sets them
+    through the global API (`torch.set_float32_matmul_precision`, `torch.backends.cudnn.allow_tf32`),
+    which keeps the legacy and the new per-backend readers consistent. Setting only the new
+    `fp32_precision` attributes (torch >= 2.9) makes every legacy reader raise "mix of the legacy and new
+    APIs" (checked on CPU with torch 2.13.0 and 2.14.1: `torch.get_float32_matmul_precision()` after
+    matmul "tf32", `torch.backends.cudnn.allow_tf32` after cudnn "ieee"), and Inductor and other
+    libraries still read the legacy values (pytorch issues 166387, 196728).
     """
-    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch >= 2.9; never mix with the old flags
-        mode = "tf32" if on else "ieee"
-        torch.backends.cuda.matmul.fp32_precision = mode
-        torch.backends.cudnn.conv.fp32_precision = mode
-        torch.backends.cudnn.rnn.fp32_precision = mode
-    else:
-        torch.backends.cuda.matmul.allow_tf32 = on
-        torch.backends.cudnn.allow_tf32 = on
+    torch.set_float32_matmul_precision("high" if on else "highest")  # "high": TF32 matmuls
+    torch.backends.cudnn.allow_tf32 = on
 
 
 def torch_tf32_state() -> str:
-    """The TF32 settings in force, read back from torch (not the request)."""
-    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
-        return (f"matmul {torch.backends.cuda.matmul.fp32_precision}, "
-                f"cudnn rnn {torch.backends.cudnn.rnn.fp32_precision}")
-    return (f"matmul tf32 {'on' if torch.backends.cuda.matmul.allow_tf32 else 'off'}, "
-            f"cudnn tf32 {'on' if torch.backends.cudnn.allow_tf32 else 'off'}")
+    """The TF32 settings in force, read back from torch (not the request), through the legacy readers
+    that the new API's users (Inductor among them) also call: they must not raise."""
+    matmul = torch.get_float32_matmul_precision()  # highest = IEEE float32, high = TF32
+    return (f"matmul {'tf32' if matmul == 'high' else 'ieee' if matmul == 'highest' else matmul} "
+            f"(float32_matmul_precision {matmul}), cudnn tf32 {'on' if torch.backends.cudnn.allow_tf32 else 'off'}")
 
 
 def torch_kernel_policy() -> str:

@@ -1,5 +1,7 @@
 """Tests of one adapter's own behaviour (the shared contract is in test_adapters_contract.py)."""
 
+import pytest
+
 import adapters
 from bench.core.specs import ModelSpec, TrainSpec
 from tests.conftest import only_for
@@ -50,3 +52,24 @@ def test_torch_rejects_relu_lstm_before_any_work():
     info = adapters.get_info("torch")
     assert "fixed tanh activation" in info.unsupported_reason(ModelSpec("lstm", (8,), activation="relu"))
     assert info.unsupported_reason(ModelSpec("rnn", (8,), activation="relu")) is None
+
+
+@only_for("torch", "torch-compile", "keras-torch")
+@pytest.mark.parametrize("precision", ["tf32", "fp32", "tf32"])
+def test_torch_tf32_settings_read_back_alike_through_the_legacy_and_the_new_api(precision):
+    """Inductor and other libraries call the legacy readers; after rnnbench's settings none may raise
+    (with only the new fp32_precision API set, they raise "mix of the legacy and new APIs")."""
+    import torch
+
+    from adapters.torch_common import set_torch_tf32, torch_tf32_state
+
+    on = precision == "tf32"
+    set_torch_tf32(on)
+    try:
+        assert torch.get_float32_matmul_precision() == ("high" if on else "highest")
+        assert torch.backends.cuda.matmul.allow_tf32 is on and torch.backends.cudnn.allow_tf32 is on
+        if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch >= 2.9: the new readers agree
+            assert torch.backends.cuda.matmul.fp32_precision == ("tf32" if on else "ieee")
+        assert torch_tf32_state().startswith("matmul tf32" if on else "matmul ieee")
+    finally:
+        set_torch_tf32(False)
