@@ -101,25 +101,36 @@ class KerasAdapter(Adapter):
     _gpu = False
 
     def setup(self, device: str, threads: int, seed: int) -> None:
+        """Threads, seed, and the device: `cpu` hides the GPUs from the backend here too (the runner
+        also hides them from the case's process), so in-process callers get what they asked for."""
         backend = keras.backend.backend()
+        cpu = device == "cpu"
         if backend == "tensorflow":
             import tensorflow as tf
 
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(threads)
-            for gpu in tf.config.list_physical_devices("GPU"):
+            gpus = tf.config.list_physical_devices("GPU")
+            if cpu and gpus:
+                tf.config.set_visible_devices([], "GPU")  # before the runtime starts, as TF requires
+            for gpu in [] if cpu else gpus:
                 # Without growth TF reserves the whole card, and memory figures mean nothing.
                 tf.config.experimental.set_memory_growth(gpu, True)
-            self._gpu = bool(tf.config.list_logical_devices("GPU"))
+            self._gpu = not cpu and bool(tf.config.list_logical_devices("GPU"))
         elif backend == "torch":
             import torch
+            from keras.src.backend.torch import core as torch_core
 
             torch.set_num_threads(threads)
-            self._gpu = torch.cuda.is_available()
+            if cpu:  # what KERAS_TORCH_DEVICE=cpu does at import time, for a backend already imported
+                torch_core.DEFAULT_DEVICE = "cpu"
+            self._gpu = not cpu and torch.cuda.is_available()
         elif backend == "jax":
             import jax  # threads: XLA's CPU pool follows the process's cores; recorded, not set
 
-            self._gpu = jax.devices()[0].platform == "gpu"
+            if cpu:
+                jax.config.update("jax_platforms", "cpu")  # effective until JAX's backends start
+            self._gpu = not cpu and jax.devices()[0].platform == "gpu"
         keras.utils.set_random_seed(seed)
 
     def set_precision(self, precision: str) -> None:

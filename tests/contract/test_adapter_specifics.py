@@ -73,3 +73,41 @@ def test_torch_tf32_settings_read_back_alike_through_the_legacy_and_the_new_api(
         assert torch_tf32_state().startswith("matmul tf32" if on else "matmul ieee")
     finally:
         set_torch_tf32(False)
+
+
+@only_for("keras", "keras-jax", "keras-torch", "torch", "torch-compile", "torch-compile-rnn")
+def test_setup_cpu_on_a_host_that_pretends_to_have_a_gpu_trains_on_the_cpu(monkeypatch, adapter_name):
+    """In-process callers (these tests, parity) ask for setup("cpu"): the adapter must hide the GPU itself,
+    not rely on the runner's CUDA_VISIBLE_DEVICES=-1."""
+    a = adapters.load(adapter_name)
+    calls = []
+    if adapter_name == "keras":
+        import tensorflow as tf
+
+        fake = tf.config.PhysicalDevice("/physical_device:GPU:0", "GPU")
+        real_list = tf.config.list_physical_devices
+        monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [fake] if kind == "GPU" else real_list(kind))
+        monkeypatch.setattr(tf.config, "set_visible_devices", lambda devices, kind=None: calls.append(("visible", devices, kind)))
+        monkeypatch.setattr(tf.config.experimental, "set_memory_growth", lambda d, on: calls.append(("growth", d)))
+    elif adapter_name == "keras-jax":
+        import jax
+
+        monkeypatch.setattr(jax, "devices", lambda *a: (_ for _ in ()).throw(AssertionError("asked for a GPU")))
+    else:
+        import torch
+
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    a.setup("cpu", threads=1, seed=0)
+    assert a.uses_gpu() is False
+    if adapter_name == "keras":
+        assert calls == [("visible", [], "GPU")]  # hidden, and no memory growth asked for a hidden card
+    elif adapter_name == "keras-jax":
+        import jax
+
+        assert jax.config.jax_platforms == "cpu"
+    elif adapter_name == "keras-torch":
+        from keras.src.backend.torch import core
+
+        assert core.DEFAULT_DEVICE == "cpu"
+    else:
+        assert a.device.type == "cpu"
