@@ -16,7 +16,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from adapters.base import Adapter, EvalResult, FitResult, RuntimeInfo  # noqa: E402
-from adapters.kernel_rules import keras_kernel_path  # noqa: E402
+from adapters.kernel_rules import FUSED_FUNCTIONS, keras_path_from_calls  # noqa: E402
 from bench.core.batching import BatchPlan  # noqa: E402
 from bench.core.canonical import CanonicalWeights, Direction  # noqa: E402
 from bench.core.dataset import Dataset  # noqa: E402
@@ -93,6 +93,38 @@ def _learning_rate(train: TrainSpec):
     if train.lr_schedule == "exponential":
         return keras.optimizers.schedules.ExponentialDecay(train.learning_rate, train.lr_decay_steps, train.lr_decay)
     return train.learning_rate
+
+
+def fused_calls(model: keras.Model, x) -> list[tuple[str, str]]:
+    """Which of the backend's fused recurrent functions one training forward pass called, and whether
+    each ran or declined (NotImplementedError, after which the layer runs its generic loop).
+
+    The layers look the functions up on `keras.src.backend` at call time; an eager call makes the same
+    Python choice as the traced one (two examples: the choice does not depend on the batch)."""
+    from keras.src import backend as keras_backend
+
+    calls: list[tuple[str, str]] = []
+    originals = {name: getattr(keras_backend, name) for name in FUSED_FUNCTIONS if hasattr(keras_backend, name)}
+
+    def recording(name, fn):
+        def call(*args, **kwargs):
+            try:
+                out = fn(*args, **kwargs)
+            except NotImplementedError as exc:
+                calls.append((name, f"declined: {exc}" if str(exc) else "declined"))
+                raise
+            calls.append((name, "ran"))
+            return out
+        return call
+
+    try:
+        for name, fn in originals.items():
+            setattr(keras_backend, name, recording(name, fn))
+        model(x, training=True)
+    finally:
+        for name, fn in originals.items():
+            setattr(keras_backend, name, fn)
+    return calls
 
 
 class KerasAdapter(Adapter):
@@ -400,7 +432,7 @@ class KerasAdapter(Adapter):
             from adapters.torch_common import profiled_kernel_path
 
             return profiled_kernel_path(lambda: self.train_step(model, self._train)(x, y), self._gpu)
-        return keras_kernel_path(self._spec, self._gpu, backend)
+        return keras_path_from_calls(fused_calls(model, x[:2]), self._spec, self._gpu, backend)
 
     def uses_gpu(self) -> bool:
         return self._gpu

@@ -111,3 +111,25 @@ def test_setup_cpu_on_a_host_that_pretends_to_have_a_gpu_trains_on_the_cpu(monke
         assert core.DEFAULT_DEVICE == "cpu"
     else:
         assert a.device.type == "cpu"
+
+
+@only_for("keras", "keras-jax")
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_keras_kernel_path_is_what_the_layers_called_on_this_cpu(adapter_name, cell):
+    import numpy as np
+    from keras.src import backend as keras_backend
+
+    a = adapters.load(adapter_name)
+    a.setup("cpu", 1, 0)
+    spec = ModelSpec(cell, (4, 3), bidirectional=True)
+    model = a.build(spec, TrainSpec())
+    x, y = np.zeros((4, 28, 28), np.float32), np.zeros(4, np.int64)
+    before = {n: getattr(keras_backend, n, None) for n in ("lstm", "gru", "bidirectional_lstm")}
+    path = a.kernel_path(model, x, y)
+    assert {n: getattr(keras_backend, n, None) for n in before} == before  # the probe put Keras back
+    if cell == "gru" and adapter_name == "keras-jax":
+        assert path.startswith("lax.scan GRU of Keras' jax backend")  # on any device
+    elif cell == "rnn":
+        assert path.startswith("generic step loop") and "SimpleRNN" in path
+    else:
+        assert path.startswith("generic step loop") and "no GPU" in path

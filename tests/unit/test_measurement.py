@@ -2,7 +2,7 @@
 
 import pytest
 
-from adapters.kernel_rules import keras_cudnn_blockers, keras_kernel_path
+from adapters.kernel_rules import keras_cudnn_blockers, keras_path_from_calls
 from bench.core.specs import ModelSpec
 from bench.measure.flops import forward_flops_per_example, train_flops_per_step
 from bench.measure.phases import measure_phases
@@ -50,13 +50,40 @@ def test_gru_has_three_gates():
         (ModelSpec("lstm", (128,)), False, "generic step loop (tf.while_loop): no GPU"),
     ],
 )
-def test_keras_kernel_path_rules(spec, gpu, expected):
-    assert keras_kernel_path(spec, gpu) == expected
+def test_keras_tf_kernel_path_when_cudnn_declines(spec, gpu, expected):
+    outcome = "ran" if expected.startswith("cudnn") else "declined"  # TF's lstm/gru run only as cuDNN
+    calls = [] if spec.cell == "rnn" else [(spec.cell, outcome)] * spec.layers
+    assert keras_path_from_calls(calls, spec, gpu, "tensorflow") == expected
 
 
 def test_keras_blockers_empty_only_when_cudnn_applies():
     assert keras_cudnn_blockers(ModelSpec("gru", (8,)), gpu=True) == []
-    assert keras_kernel_path(ModelSpec("gru", (8,)), True, backend="jax") == "generic step loop (jax backend)"
+
+
+LSTM2, GRU2 = ModelSpec("lstm", (8, 8)), ModelSpec("gru", (8, 8))
+
+
+@pytest.mark.parametrize("calls, spec, gpu, backend, expected", [
+    ([("lstm", "ran")] * 2, LSTM2, True, "tensorflow", "cudnn (fused CudnnRNNV3)"),
+    ([("lstm", "ran")] * 2, LSTM2, True, "jax", "cudnn (jax.experimental.rnn lstm)"),
+    # a bidirectional layer: the fused two-direction attempt declined, each direction then ran cuDNN
+    ([("bidirectional_lstm", "declined"), ("lstm", "ran"), ("lstm", "ran")], LSTM2, True, "jax",
+     "cudnn (jax.experimental.rnn lstm)"),
+    ([("bidirectional_lstm", "ran")], ModelSpec("lstm", (8,), True), True, "jax",
+     "cudnn (jax.experimental.rnn lstm, both directions)"),
+    # Keras' JAX GRU is its own lax.scan on any device, not cuDNN and not the cell loop
+    ([("gru", "ran")] * 2, GRU2, False, "jax",
+     "lax.scan GRU of Keras' jax backend (input projections hoisted out of the loop; not cuDNN)"),
+    ([("lstm", "declined")] * 2, LSTM2, False, "jax", "generic step loop (lax.scan over the cell): no GPU"),
+    ([("lstm", "declined: cuDNN LSTM failed: bad shape")], ModelSpec("lstm", (8,)), True, "jax",
+     "generic step loop (lax.scan over the cell): cuDNN LSTM failed: bad shape"),
+    ([], ModelSpec("rnn", (8,)), True, "jax", "generic step loop (lax.scan over the cell): SimpleRNN has no fused kernel"),
+    # one layer fused, one not: both named
+    ([("lstm", "ran"), ("lstm", "declined: masked")], LSTM2, True, "jax",
+     "cudnn (jax.experimental.rnn lstm); generic step loop (lax.scan over the cell): masked"),
+])
+def test_keras_kernel_path_is_named_from_what_keras_called(calls, spec, gpu, backend, expected):
+    assert keras_path_from_calls(calls, spec, gpu, backend) == expected
 
 
 def test_phase_split_is_difference_of_medians(monkeypatch):
