@@ -42,11 +42,15 @@ class OkAdapter(Adapter):
             for _ in range(len(idx) // train.batch_size):
                 timer.start()
                 time.sleep(self.step_s if self.cold_steps <= 0 else self.cold_s)
+                self.during_step(timer.steps)
                 timer.stop()
                 self.cold_steps -= 1
                 timer.after_step(self.loss)
         diverged = self.loss != self.loss
         return FitResult(steps=timer.steps, epochs=epochs, train_loss=self.loss, train_accuracy=0.5, diverged=diverged)
+
+    def during_step(self, index):
+        """Called inside each timed step (index from 0): where a double spends what a step would."""
 
     def train_step(self, model, train):
         return lambda x, y: self.loss
@@ -88,6 +92,21 @@ class GpuAdapter(OkAdapter):
 
     def uses_gpu(self):
         return True
+
+
+class EnergyGpuAdapter(GpuAdapter):
+    """A GPU case whose every joule is known: step 0 (compilation) costs 100 J, each later step 1 J and
+    each curve evaluation 50 J, on the fake NVML a test hands it (`nvml`)."""
+
+    name = "fake-gpu-energy"
+    nvml = None
+
+    def during_step(self, index):
+        self.nvml.energy_mj += 100_000 if index == 0 else 1_000
+
+    def logits(self, model, x):
+        self.nvml.energy_mj += 50_000
+        return super().logits(model, x)
 
 
 class NanAdapter(OkAdapter):
@@ -150,6 +169,7 @@ FAKES = {
     "fake-raise": "RaiseAdapter",
     "fake-oom": "OomAdapter",
     "fake-gpu": "GpuAdapter",
+    "fake-gpu-energy": "EnergyGpuAdapter",
     "fake-cold": "ColdAfterEvalAdapter",
 }
 ENV_VALUE = ",".join(f"{name}=tests.fake_adapters:{cls}" for name, cls in FAKES.items()) + (

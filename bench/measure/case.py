@@ -111,13 +111,22 @@ def _finite(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def _gpu_fields(sampler: Any, adapter: Any, fit_window: tuple, steps: int, steps_per_epoch: int,
+def _gpu_fields(sampler: Any, adapter: Any, hooks: Any, end: Any, steps: int, steps_per_epoch: int,
                 device_name: str) -> dict[str, Any]:
+    """GPU memory, energy and state. Energy and state cover the timed steps only (the window opens after
+    step 0 and the warm-up steps; the curve's evaluations are holes in it), so compile time at idle
+    power and evaluation power never count as training."""
     if sampler is None:
         return {"gpu_mem_reason": f"case ran on the CPU ({device_name})", "energy_source": "case ran on the CPU"}
     gpu = sampler.result()
-    joules, energy_source = sampler.energy_j(*fit_window) if fit_window else (None, "no training window")
-    per_step = joules / steps if joules is not None and steps else None
+    window = (hooks.window_start, end) if hooks.window_start is not None and end is not None else None
+    timed = steps - hooks.window_from
+    if window and timed > 0:
+        joules, energy_source = sampler.energy_j(*window, hooks.holes)
+        energy_source += f" over the {timed} steps after step 0 and the warm-up, evaluations excluded"
+    else:
+        joules, energy_source = None, "no timed steps (step 0 and warm-up only)"
+    per_step = joules / timed if joules is not None and timed > 0 else None
     return {
         "gpu_mem_peak_mb": gpu.process_peak_mb,
         "gpu_mem_device_peak_mb": gpu.device_peak_mb,
@@ -130,7 +139,7 @@ def _gpu_fields(sampler: Any, adapter: Any, fit_window: tuple, steps: int, steps
         "energy_j_per_step": per_step,
         "energy_j_per_epoch": per_step * steps_per_epoch if per_step is not None else None,
         "energy_source": energy_source,
-        **(sampler.state(*fit_window) if fit_window else {}),
+        **(sampler.state(*window, hooks.holes) if window else {}),
         "gpu_shared_with": sampler.shared_with(),
     }
 
@@ -183,7 +192,9 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
                              eval_every=train.eval_every)
         timer.between = hooks
         sampler = GpuMemorySampler() if adapter.uses_gpu() else None
-        fit_window: tuple = ()
+        fit_end = None
+        if sampler is not None:
+            hooks.mark, hooks.window_from = sampler.mark, 1 + min(train.warmup_steps, max(plan.total_steps - 1, 0))
         with sampler or contextlib.nullcontext():
             shared = _shared_gpu_failure(sampler, job, "at the start of the case")
             if shared:
@@ -199,12 +210,11 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
                 hooks.evaluate = lambda: test_accuracy(adapter, model, data.x_test, data.y_test, train.eval_batch_size)
             if ready is not None:
                 ready()
-            start = sampler.mark() if sampler else None
             t0 = time.perf_counter()
             fit = adapter.fit(model, data, train, plan, timer)
             measured["train_time_s"] = time.perf_counter() - t0 - hooks.eval_time_s
             if sampler:
-                fit_window = (start, sampler.mark())
+                fit_end = sampler.mark()
             shared = _shared_gpu_failure(sampler, job, "while steps were timed")
             if shared:
                 return {**measured, **shared}
@@ -213,7 +223,7 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
             ev = adapter.evaluate(model, data, train)
             measured["eval_time_s"] = time.perf_counter() - t0
         info = adapter.runtime_info(model)
-        gpu_fields = _gpu_fields(sampler, adapter, fit_window, fit.steps, plan.steps_per_epoch, info.device_name)
+        gpu_fields = _gpu_fields(sampler, adapter, hooks, fit_end, fit.steps, plan.steps_per_epoch, info.device_name)
         # After the main timing, so they cannot perturb it (and after evaluation: they update weights).
         xb, yb = data.x_train[: train.batch_size], data.y_train[: train.batch_size]
         t0 = time.perf_counter()

@@ -55,13 +55,25 @@ class BetweenSteps:
     eval_every: int | None = None  # None: once per epoch
     points: list[tuple[int, float, float]] = field(default_factory=list)  # (step, train seconds, accuracy)
     eval_time_s: float = 0.0
+    # The window of the timed steps for the GPU meters (energy, clocks): `mark` is the sampler's, the
+    # window opens once `window_from` steps are done (step 0 and the warm-up steps), and every
+    # evaluation inside it is a hole, so compile and evaluation power never count as training.
+    mark: Callable[[], Any] | None = None
+    window_from: int = 1
+    window_start: Any = None
+    holes: list[tuple[Any, Any]] = field(default_factory=list)
     _last_progress: float = 0.0
 
     def __call__(self, step: int, loss: float) -> None:
+        if self.mark is not None and step == self.window_from and step < self.total_steps:
+            self.window_start = self.mark()
         if self.evaluate is not None and step < self.total_steps and step % (self.eval_every or self.steps_per_epoch) == 0:
+            before = self.mark() if self.mark is not None and self.window_start is not None else None
             t0 = time.perf_counter()
             self.points.append((step, self.elapsed_s(), self.evaluate()))
             self.eval_time_s += time.perf_counter() - t0
+            if before is not None:
+                self.holes.append((before, self.mark()))
         if self.progress is not None:
             now = time.monotonic()
             if now - self._last_progress >= PROGRESS_PERIOD_S or step == self.total_steps:

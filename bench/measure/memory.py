@@ -12,6 +12,7 @@ import os
 import resource
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -316,11 +317,14 @@ class GpuMemorySampler:
         self._sample_state(t)  # stamped with the mark's own time, so it belongs to the window it bounds
         return t, self._energy_mj()
 
-    def state(self, start: tuple[float, int | None], end: tuple[float, int | None]) -> dict[str, Any]:
-        """Clocks, temperature, power and throttle reasons over the window between two marks."""
+    def state(self, start: tuple[float, int | None], end: tuple[float, int | None],
+              holes: Sequence[tuple[tuple, tuple]] = ()) -> dict[str, Any]:
+        """Clocks, temperature, power and throttle reasons over the window between two marks, without
+        the readings inside its holes (the curve's evaluations)."""
         if self._device is None:
             return {}
-        window = [s for s in self._state if start[0] <= s.t <= end[0]]
+        window = [s for s in self._state if start[0] <= s.t <= end[0]
+                  and not any(a[0] < s.t < b[0] for a, b in holes)]
         return summarize_state(window, self._power_limit_w)
 
     def shared_with(self) -> str | None:
@@ -337,8 +341,18 @@ class GpuMemorySampler:
             text += " (pids of another namespace: this process may be among them)"
         return text
 
-    def energy_j(self, start: tuple[float, int | None], end: tuple[float, int | None]) -> tuple[float | None, str]:
-        """Joules used by the device between two marks, and how they were measured."""
+    def energy_j(self, start: tuple[float, int | None], end: tuple[float, int | None],
+                 holes: Sequence[tuple[tuple, tuple]] = ()) -> tuple[float | None, str]:
+        """Joules used by the device between two marks, less those used inside the holes, and how
+        they were measured."""
+        joules, source = self._energy_between(start, end)
+        for a, b in holes:
+            hole, _ = self._energy_between(a, b)
+            if joules is not None and hole is not None:
+                joules -= hole
+        return joules, source
+
+    def _energy_between(self, start: tuple[float, int | None], end: tuple[float, int | None]) -> tuple[float | None, str]:
         if self._device is None:
             return None, self._reason or "no GPU"
         if start[1] is not None and end[1] is not None:

@@ -344,3 +344,26 @@ def test_case_on_a_shared_gpu_is_recorded_or_failed(monkeypatch, fake_adapters, 
         assert measured["status"] == "ok" and measured["gpu_mem_peak_mb"] == 300.0
         assert measured["gpu_throttled"] is True and measured["gpu_throttle_reasons"] == "sw_thermal_slowdown"
         assert measured["gpu_sm_clock_mhz_median"] == 1980 and measured["gpu_state_samples"] >= 2
+
+
+def test_energy_per_step_counts_the_timed_steps_only_not_compilation_or_evaluations(monkeypatch, fake_adapters):
+    from bench import data
+    from bench.core.specs import Case, ModelSpec, TrainSpec
+    from bench.execution.jobs import CaseJob
+    from bench.measure import memory
+    from bench.measure.case import measure_case
+    from tests.fake_adapters import EnergyGpuAdapter
+
+    nvml = FakeNvml(procs={0: [(os.getpid(), 300 * MB)]})
+    monkeypatch.setattr(memory, "_import_nvml", lambda: nvml)
+    monkeypatch.setattr(EnergyGpuAdapter, "nvml", nvml)
+    # 16 steps: step 0, 3 warm-up, 12 timed; the test split is evaluated after steps 4, 8 and 12
+    case = Case("fake-gpu-energy", ModelSpec("gru", (8,)),
+                TrainSpec(max_steps=16, warmup_steps=3, phase_rounds=0, eval_every=4), dataset="mnist-5k")
+    measured = measure_case(CaseJob(case, data.resolve("mnist-5k"), 1, "r"))
+    assert measured["status"] in ("ok", "not-learning"), measured.get("error")
+    assert len(measured["curve_steps"]) == 4  # 3 during training, the final one
+    # the window opens after step 0 and the 3 warm-up steps: 12 steps of 1 J; 100 J of compilation and
+    # 3 x 50 J of evaluations inside the window are not training
+    assert measured["energy_j_per_step"] == pytest.approx(1.0)
+    assert "over the 12 steps after step 0 and the warm-up" in measured["energy_source"]
