@@ -166,12 +166,14 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
     from bench.measure.curve import BetweenSteps, curve_columns, test_accuracy
     from bench.measure.flops import train_flops_per_step
     from bench.measure.learning import frozen_weights, learning_problems
-    from bench.measure.memory import GpuMemorySampler, peak_rss_mb
+    from bench.measure.memory import GpuMemorySampler, device_used_mb, peak_rss_mb
     from bench.measure.phases import measure_phases
     from bench.measure.steps import settling_steps, step_stats, throughput
 
     case, train = job.case, job.case.train
     measured: dict[str, Any] = {"startup_s": process_age_s()}
+    # before the framework makes its GPU context: the device-wide fallback's baseline
+    baseline_mb = device_used_mb() if case.device != "cpu" else None
     t0 = time.perf_counter()
     try:
         adapter = adapters.load(case.adapter)
@@ -191,7 +193,7 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
         hooks = BetweenSteps(plan.total_steps, plan.steps_per_epoch, timer.elapsed_s, progress,
                              eval_every=train.eval_every)
         timer.between = hooks
-        sampler = GpuMemorySampler() if adapter.uses_gpu() else None
+        sampler = GpuMemorySampler(baseline_mb=baseline_mb) if adapter.uses_gpu() else None
         fit_end = None
         if sampler is not None:
             hooks.mark, hooks.window_from = sampler.mark, 1 + min(train.warmup_steps, max(plan.total_steps - 1, 0))

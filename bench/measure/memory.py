@@ -66,7 +66,7 @@ COLUMNS = columns(
     ("cpu_rss_peak_mb", "float", "peak resident memory of the case's process", {**MEMORY, "gate": True, "table": True}),
     ("gpu_mem_peak_mb", "float", "peak GPU memory of the case's process (NVML; gpu_mem_source says how it was read)", {**MEMORY, "gate": True, "table": True}),
     ("gpu_mem_device_peak_mb", "float", "peak GPU memory of the whole device while the case ran", MEMORY),
-    ("gpu_mem_source", "str", "how gpu_mem_peak_mb was read: nvml-process, or the device-wide fallback"),
+    ("gpu_mem_source", "str", "how gpu_mem_peak_mb was read: nvml-process; nvml-device-increase (the device less its use before the case); nvml-device"),
     ("gpu_mem_reason", "str", "why there is no GPU memory figure (a CPU case, no NVML)"),
     ("gpu_allocator_peak_mb", "float", "the framework allocator's own peak (torch max_memory_allocated, TF get_memory_info)", MEMORY),
     ("gpu_name", "str", "the GPU's name"),
@@ -203,6 +203,26 @@ def visible_devices(nvml: Any) -> list[GpuDevice]:
     return chosen
 
 
+def device_used_mb(nvml: Any = None) -> float | None:
+    """The first visible GPU's used memory now (MB), or None without NVML or a GPU: read before a case's
+    framework creates its context, it is the baseline of the device-wide fallback."""
+    try:
+        nvml = nvml or _import_nvml()
+        nvml.nvmlInit()
+    except Exception:
+        return None
+    try:
+        visible = visible_devices(nvml)
+        return int(nvml.nvmlDeviceGetMemoryInfo(visible[0].handle).used) / 2**20 if visible else None
+    except Exception:
+        return None
+    finally:
+        try:
+            nvml.nvmlShutdown()
+        except Exception:
+            pass
+
+
 class GpuMemorySampler:
     """Samples NVML every `period_s` in a thread: peak memory of `pids` and of the device, and
     the energy counter (or power, where the counter is missing) for `energy_j` windows.
@@ -210,8 +230,12 @@ class GpuMemorySampler:
     Use as a context manager around the training; read `.result()` afterwards.
     """
 
-    def __init__(self, pids: set[int] | None = None, period_s: float = 0.01, nvml: Any = None) -> None:
+    def __init__(self, pids: set[int] | None = None, period_s: float = 0.01, nvml: Any = None,
+                 baseline_mb: float | None = None) -> None:
         self.pids = pids if pids is not None else {os.getpid()}
+        # the device's used memory before this case's process made its GPU context (device_used_mb):
+        # the device-wide fallback reports the case's increase over it, not the driver's and others' memory
+        self.baseline_mb = baseline_mb
         self.period_s = period_s
         self._nvml = nvml
         self._device: GpuDevice | None = None
@@ -288,10 +312,18 @@ class GpuMemorySampler:
         if self._n % STATE_EVERY == 0:
             self._sample_state()
         self._n += 1
+        if not self._has_energy_counter:  # first, and on its own: a failing memory query must not cost the energy
+            try:
+                self._power.append((time.perf_counter(), nvml.nvmlDeviceGetPowerUsage(h) / 1000.0))
+            except Exception:
+                pass
         try:
             self._device_peak = max(self._device_peak, int(nvml.nvmlDeviceGetMemoryInfo(h).used))
-            procs = nvml.nvmlDeviceGetComputeRunningProcesses(h)
         except Exception:  # a transient NVML error must not kill the case
+            pass
+        try:
+            procs = nvml.nvmlDeviceGetComputeRunningProcesses(h)
+        except Exception:
             return
         mine = [p for p in procs if p.pid in self.pids and p.usedGpuMemory is not None]
         if mine:
@@ -302,11 +334,6 @@ class GpuMemorySampler:
                 mb = None if p.usedGpuMemory is None else int(p.usedGpuMemory) / 2**20
                 old = self._foreign.get(p.pid)
                 self._foreign[p.pid] = mb if old is None else max(old, mb or 0.0)
-        if not self._has_energy_counter:
-            try:
-                self._power.append((time.perf_counter(), nvml.nvmlDeviceGetPowerUsage(h) / 1000.0))
-            except Exception:
-                pass
 
     def mark(self) -> tuple[float, int | None]:
         """A point in time for `energy_j` and `state`: the clock and, where supported, the energy
@@ -380,11 +407,22 @@ class GpuMemorySampler:
         device_mb = self._device_peak / 2**20
         if self._process_seen:
             return GpuMemory(self._process_peak / 2**20, device_mb, "nvml-process", None, self._device)
-        # In containers NVML often cannot see other PID namespaces: say so, and fall back.
+        # In containers NVML often cannot see other PID namespaces: say so, and fall back to the device,
+        # less what was in use before this case's process started (the driver's reserve, other tenants).
+        if self.baseline_mb is not None:
+            return GpuMemory(
+                max(device_mb - self.baseline_mb, 0.0),
+                device_mb,
+                "nvml-device-increase",
+                f"per-process figures not visible to NVML (container PID namespace?); the device's peak less the "
+                f"{self.baseline_mb:.0f} MB in use before the case started",
+                self._device,
+            )
         return GpuMemory(
             device_mb,
             device_mb,
             "nvml-device",
-            "per-process figures not visible to NVML (container PID namespace?); device-wide peak shown",
+            "per-process figures not visible to NVML (container PID namespace?); device-wide peak shown, "
+            "including memory in use before the case started",
             self._device,
         )

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.measure.memory import GpuMemorySampler, peak_rss_mb, visible_devices
+from bench.measure.memory import GpuMemorySampler, device_used_mb, peak_rss_mb, visible_devices
 
 MB = 2**20
 
@@ -142,6 +142,30 @@ def test_invisible_processes_fall_back_to_device_figure_and_say_so():
     r = s.result()
     assert r.process_peak_mb == 1000.0 and r.source == "nvml-device"
     assert "not visible" in r.reason
+
+
+def test_the_device_fallback_reports_the_case_s_increase_over_its_baseline():
+    nvml = FakeNvml(procs={}, used={0: 700 * MB})  # the driver's reserve and another tenant, before the case
+    baseline = device_used_mb(nvml)
+    nvml.used[0] = 1900 * MB  # the case made its context and trained
+    with GpuMemorySampler(pids={111}, nvml=nvml, baseline_mb=baseline) as s:
+        pass
+    r = s.result()
+    assert baseline == 700.0 and r.source == "nvml-device-increase"
+    assert (r.process_peak_mb, r.device_peak_mb) == (1200.0, 1900.0)
+    assert "less the 700 MB in use before the case started" in r.reason
+    assert device_used_mb(FakeNvml(fail_init=RuntimeError("no driver"))) is None
+
+
+def test_power_is_sampled_even_when_every_process_query_fails():
+    nvml = FakeNvml(energy=False)
+    nvml.nvmlDeviceGetComputeRunningProcesses = lambda h: (_ for _ in ()).throw(NVMLError("Unknown Error"))
+    with GpuMemorySampler(nvml=nvml, period_s=0.001) as s:
+        a = s.mark()
+        time.sleep(0.05)
+        b = s.mark()
+    joules, source = s.energy_j(a, b)
+    assert source == "nvml-power-sampling" and joules == pytest.approx(250.0 * (b[0] - a[0]), rel=0.3)
 
 
 @pytest.mark.parametrize(
