@@ -164,7 +164,7 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
     from bench.core.timer import StepTimer
     from bench.data import load as load_data
     from bench.measure.curve import BetweenSteps, curve_columns, test_accuracy
-    from bench.measure.flops import train_flops_per_step
+    from bench.measure.flops import sgemm_share, train_flops_per_step
     from bench.measure.learning import frozen_weights, learning_problems
     from bench.measure.memory import GpuMemorySampler, device_used_mb, peak_rss_mb
     from bench.measure.phases import measure_phases
@@ -282,7 +282,7 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
         throughput_samples_per_s=_finite(throughput(train.batch_size, stats.median_ms)),
         train_gflop_per_step=flops / 1e9,
         achieved_gflops=_finite(achieved),
-        pct_of_sgemm=_finite(100 * achieved / job.sgemm_gflops) if job.sgemm_gflops else None,
+        **sgemm_share(achieved, job.sgemm_gflops, sampler is not None),
         cpu_rss_peak_mb=peak_rss_mb(),
         step_times_ms=times,
         untimed_steps=untimed,

@@ -22,7 +22,8 @@ COLUMNS = columns(
     "what ran",
     ("train_gflop_per_step", "float", "analytic training GFLOP of one step (this module's formula)", {"unit": "GFLOP", "fmt": ".3g"}),
     ("achieved_gflops", "float", "train_gflop_per_step at the median step time", {"unit": "GFLOP/s", "fmt": ".1f", "better": "higher"}),
-    ("pct_of_sgemm", "float", "achieved_gflops as a share of this machine's float32 matmul speed (the run's calibration)", {"unit": "%", "fmt": ".1f", "better": "higher"}),
+    ("pct_of_sgemm", "float", "achieved_gflops as a share of this machine's float32 matmul speed (the run's calibration, on the CPU)", {"unit": "%", "fmt": ".1f", "better": "higher"}),
+    ("pct_of_sgemm_reason", "str", "why pct_of_sgemm is empty (a GPU case: the calibration is the CPU's)"),
 )
 
 
@@ -37,3 +38,13 @@ def forward_flops_per_example(model: ModelSpec) -> int:
 
 def train_flops_per_step(model: ModelSpec, batch_size: int) -> int:
     return 3 * batch_size * forward_flops_per_example(model)
+
+
+def sgemm_share(achieved_gflops: float, sgemm_gflops: float | None, on_gpu: bool) -> dict[str, float | str | None]:
+    """pct_of_sgemm, or why there is none. The run's SGEMM calibration runs on the CPU (NumPy), so it
+    says nothing about a GPU case's speed: such a row gets a reason, not a share of the wrong device."""
+    if on_gpu:
+        return {"pct_of_sgemm": None, "pct_of_sgemm_reason": "a GPU case: the run's SGEMM calibration is the CPU's"}
+    if not sgemm_gflops or achieved_gflops != achieved_gflops:
+        return {"pct_of_sgemm": None, "pct_of_sgemm_reason": "no SGEMM calibration or no timed steps"}
+    return {"pct_of_sgemm": 100 * achieved_gflops / sgemm_gflops}

@@ -204,7 +204,12 @@ def compare_runs(
         if b_status != "ok":
             out.append(Comparison(case_id, "status", "improvement", note=f"{b_status} in baseline, ok now"))
             continue
+        on_gpu = normalize and any(g["gpu_name"].notna().any() for g in (b, c) if "gpu_name" in g)
         for t in thresholds:
+            if t.field == "step_time_ms_median" and on_gpu:  # the calibration is a CPU SGEMM: no scale for a GPU
+                out.append(Comparison(case_id, t.field, "inconclusive", note="ran on a GPU: --normalize scales by "
+                                      "the runs' CPU SGEMM calibration, which says nothing about a GPU"))
+                continue
             if t.field != "step_time_ms_median":
                 out.append(compare_scalar(case_id, t.field, b[t.field].median(), c[t.field].median(), t.pct))
                 continue

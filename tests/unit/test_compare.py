@@ -112,6 +112,18 @@ def test_normalize_divides_by_each_runs_calibration():
     }
     with pytest.raises(BenchInputError, match="no SGEMM calibration"):
         compare.compare_runs(base, cur, [STEP], {}, slow_meta, normalize=True)
+    gpu_base, gpu_cur = (f.assign(gpu_name="Fake H100") for f in (base, cur))  # a CPU SGEMM cannot scale a GPU
+    (res,) = compare.compare_runs(gpu_base, gpu_cur, [STEP], fast_meta, slow_meta, normalize=True)
+    assert res.verdict == "inconclusive" and "ran on a GPU" in res.note
+
+
+def test_pct_of_sgemm_is_only_a_share_of_the_device_that_ran_the_case():
+    from bench.measure.flops import sgemm_share
+
+    assert sgemm_share(50.0, 200.0, on_gpu=False) == {"pct_of_sgemm": 25.0}
+    gpu = sgemm_share(5000.0, 200.0, on_gpu=True)
+    assert gpu["pct_of_sgemm"] is None and "the run's SGEMM calibration is the CPU's" in gpu["pct_of_sgemm_reason"]
+    assert sgemm_share(50.0, None, on_gpu=False)["pct_of_sgemm"] is None
 
 
 @pytest.mark.parametrize(
