@@ -93,6 +93,9 @@ def add_case_options(p: argparse.ArgumentParser, default_threads: int | None = N
     p.add_argument("--precision", choices=PRECISIONS,
                    help="fp32 (float32, TF32 off in every framework; the default), tf32 (TF32 on everywhere), "
                    "bf16 / fp16 (mixed precision, float32 weights)")
+    p.add_argument("--warm-compile-cache", action="store_true",
+                   help="keep the machine's Inductor/Triton compile caches between case processes (the steady-state "
+                   "view); by default each case's process compiles from an empty cache, as a first run does")
     p.add_argument("--require-idle-gpu", action="store_true",
                    help="a GPU case that finds another process on its GPU fails instead of timing a shared device")
     p.add_argument("--eval-every", type=positive_int, metavar="STEPS",
@@ -138,7 +141,8 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         matrix=args.matrix, overrides=overrides, data_dir=args.data_dir, threads=args.threads,
         timeout=args.timeout, repeat=args.repeat, out=getattr(args, "out", "results"),
         resume=getattr(args, "resume", None), target_accuracy=args.target_accuracy,
-        require_idle_gpu=bool(args.require_idle_gpu), command=tuple(sys.argv),
+        require_idle_gpu=bool(args.require_idle_gpu), warm_compile_cache=bool(args.warm_compile_cache),
+        command=tuple(sys.argv),
     )
 
 
@@ -173,7 +177,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             df = run_cases(plan.cases, run_dir, plan.source, plan.threads, plan.timeout_s, meta,
                            on_start=progress.started, on_done=progress.finished, executor=executor,
                            repeat=plan.repeat, on_progress=progress.case_progress,
-                           target_accuracy=plan.target_accuracy, require_idle_gpu=plan.require_idle_gpu)
+                           target_accuracy=plan.target_accuracy, require_idle_gpu=plan.require_idle_gpu,
+                           warm_compile_cache=plan.warm_compile_cache)
     finally:
         executor.close()
     print_view(df, console, title=f"rnnbench {meta['matrix']} on {plan.source.name} ({run_dir.name})")
@@ -217,7 +222,8 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     from bench.execution.worker import PROTOCOL
 
     plan = prepare_run(dataclasses.replace(run_options(args), resume=None, out="results"))
-    jobs = [case_job(CaseJob(c, plan.source, plan.threads, "plan", r, None, plan.target_accuracy), plan.timeout_s)
+    jobs = [case_job(CaseJob(c, plan.source, plan.threads, "plan", r, None, plan.target_accuracy,
+                             plan.require_idle_gpu, plan.warm_compile_cache), plan.timeout_s)
             for c, r in planned_keys(plan.cases, plan.repeat)]
     usable = {a: adapters.availability(a) for a in dict.fromkeys(c.adapter for c in plan.cases)}
     if args.format == "json":

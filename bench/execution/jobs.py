@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import adapters
+from bench.core.compile_cache import COMPILE_CACHE_VAR, policy_text
 from bench.measure.case import CaseJob
 from bench.measure.environment import THREAD_VARS
 
@@ -76,7 +77,8 @@ def case_job(job: CaseJob, timeout_s: float) -> Job:
         kind="case",
         key=case.case_id if job.repeat == 0 else f"{case.case_id}#{job.repeat}",
         payload=job.to_payload(),
-        env=process_env(case.adapter, case.device, job.threads),
+        env={**process_env(case.adapter, case.device, job.threads),
+             COMPILE_CACHE_VAR: policy_text(job.warm_compile_cache)},
         timeout_s=timeout_s,
         device=case.device,
     )

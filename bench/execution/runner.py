@@ -116,6 +116,7 @@ def run_cases(
     on_progress: Callable[[Case, int, dict], None] | None = None,
     target_accuracy: float | None = None,
     require_idle_gpu: bool = False,
+    warm_compile_cache: bool = False,
 ) -> pd.DataFrame:
     """Run every (case, repeat) not yet recorded in run_dir; save and return the whole run's table.
 
@@ -136,7 +137,7 @@ def run_cases(
                 while pending and len(running) < executor.slots():
                     case, rep = pending.popleft()
                     job = case_job(CaseJob(case, source, threads, run_id, rep, sgemm, target_accuracy,
-                                                 require_idle_gpu), timeout_s)
+                                           require_idle_gpu, warm_compile_cache), timeout_s)
                     name = _safe(job.key)
                     # Kept for the record and for `python -m bench.worker --replay` (not read back).
                     atomic_write_bytes(work / f"{name}.job.json", json.dumps(job.to_dict(), indent=1).encode())

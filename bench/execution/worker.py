@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bench.core.compile_cache import compile_cache_for_this_process
 from bench.core.status import Status
 from bench.execution.jobs import BARRIER_VAR, PARENT_PID_VAR, RESULT_FD_VAR
 from bench.measure.case import CaseJob, measure_case
@@ -129,7 +130,8 @@ def main(argv: list[str]) -> int:
         sys.stdin.readline()  # "go", or end of file if the executor let go of it
 
     ready = wait_for_go if os.environ.get(BARRIER_VAR) == "1" else None
-    result = WORKERS[job["kind"]](job["payload"], lambda body: channel.send("progress", body), ready)
+    with compile_cache_for_this_process():  # before the job imports any framework
+        result = WORKERS[job["kind"]](job["payload"], lambda body: channel.send("progress", body), ready)
     channel.send("result", result)
     return 0
 

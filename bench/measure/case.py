@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bench.core.columns import columns
+from bench.core.compile_cache import COMPILE_CACHE_VAR
 from bench.core.dataset import DataSource
 from bench.core.errors import error_tail
 from bench.core.specs import Case
@@ -78,6 +79,7 @@ PATH_COLUMNS = columns(
     ("matmul_precision", "str", "the precision settings in force, read back from the framework"),
     ("compile_policy", "str", "jit_compile / cudnn.benchmark / deterministic / torch.compile mode"),
     ("kernel_path", "str", "which recurrent kernel ran: cuDNN, oneDNN, a fused op, or a step loop", {"table": True}),
+    ("compile_cache", "str", "cold (an empty Inductor/Triton cache for the case's process: what a first run pays) or warm (the machine's caches, --warm-compile-cache)"),
 )
 
 
@@ -93,6 +95,7 @@ class CaseJob:
     sgemm_gflops: float | None = None  # this machine's float32 matmul speed, for pct_of_sgemm
     target_accuracy: float | None = None  # for time_to_target_s / steps_to_target
     require_idle_gpu: bool = False  # fail a GPU case that shares its GPU with another process
+    warm_compile_cache: bool = False  # keep the machine's compile caches (default: an empty one per process)
 
     def to_payload(self) -> dict[str, Any]:
         return {**asdict(self), "case": self.case.to_dict(), "source": self.source.to_dict()}
@@ -291,6 +294,7 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
         cuda_version=info.extra.get("cuda_version"),
         cudnn_version=info.extra.get("cudnn_version"),
         matmul_precision=info.extra.get("matmul_precision"),
+        compile_cache=os.environ.get(COMPILE_CACHE_VAR),
         compile_policy=info.extra.get("compile_policy"),
         **gpu_fields,
         **curve_columns(hooks.points, job.target_accuracy, accuracy_reason, hooks.eval_time_s),

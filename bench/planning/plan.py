@@ -41,6 +41,7 @@ class RunOptions:
     resume: str | None = None
     target_accuracy: float | None = None  # None: the dataset's default
     require_idle_gpu: bool = False
+    warm_compile_cache: bool = False
     command: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -58,6 +59,7 @@ class RunPlan:
     meta: dict[str, Any]  # matrix, origin, notices, command
     resuming: bool = False
     require_idle_gpu: bool = False
+    warm_compile_cache: bool = False
 
 
 def plan_cases(args: RunOptions) -> tuple[list[Case], MatrixDef, list[str]]:
@@ -105,6 +107,7 @@ def prepare_run(args: RunOptions) -> RunPlan:
         target_accuracy=args.target_accuracy or data.TARGET_ACCURACY.get(cases[0].dataset),
         meta={"matrix": mdef.name, "matrix_origin": mdef.origin, "notices": notices, "command": list(args.command)},
         require_idle_gpu=args.require_idle_gpu,
+        warm_compile_cache=args.warm_compile_cache,
     )
 
 
@@ -125,6 +128,7 @@ def _resume_plan(args: RunOptions) -> RunPlan:
         meta={k: plan.get(k) for k in ("matrix", "matrix_origin", "notices", "command")},
         resuming=True,
         require_idle_gpu=bool(plan.get("require_idle_gpu")),
+        warm_compile_cache=bool(plan.get("warm_compile_cache")),
     )
 
 
@@ -143,6 +147,7 @@ def write_plan(plan: RunPlan) -> None:
         **plan.meta,
         "target_accuracy": plan.target_accuracy,
         "require_idle_gpu": plan.require_idle_gpu,
+        "warm_compile_cache": plan.warm_compile_cache,
     })
 
 
@@ -162,6 +167,7 @@ def run_meta(plan: RunPlan, executor: Executor, command: list[str]) -> dict[str,
         "repeat": plan.repeat,
         "target_accuracy": plan.target_accuracy,
         "require_idle_gpu": plan.require_idle_gpu,
+        "warm_compile_cache": plan.warm_compile_cache,
         "executor": executor.name,
         "environment": envinfo.collect(),
         "calibration": sgemm_calibration(),

@@ -54,6 +54,7 @@ def test_tiny_run_writes_one_ok_row_per_case_and_prints_the_table(tmp_path):
         assert len(losses) == 2 and abs(losses[0] - losses[1]) < 1e-5, losses
     # measurement columns are filled
     assert df["kernel_path"].notna().all() and (df["forward_ms"] > 0).all()
+    assert df["compile_cache"].str.startswith("cold").all()  # each case compiled from an empty cache
     assert (df["pct_of_sgemm"] > 0).all() and df["git_commit"].notna().all()
     assert "lstm-bi-32x2" in proc.stdout and "rnnbench smoke" in proc.stdout
     # the same table again from the saved run
