@@ -57,7 +57,14 @@ CLOCK_EVENT_REASONS = {
 SLOWING_REASONS = frozenset({"sw_power_cap", "hw_slowdown", "sw_thermal_slowdown", "hw_thermal_slowdown",
                              "hw_power_brake_slowdown"})
 NVML_CLOCK_SM, NVML_CLOCK_MEM, NVML_TEMPERATURE_GPU = 1, 2, 0  # nvml.h enum values
-STATE_EVERY = 10  # GPU state is read at every 10th memory sample (100 ms): clocks move slower than memory
+# What the sampler reads, and how often (period_s = 10 ms by default). Reads differ in cost on a real
+# driver: the device's memory counter is cheap; the process list walks every context on the GPU (a
+# millisecond or more on loaded drivers), so it is read every 5th sample (50 ms: a process's peak
+# moves with allocations that last longer than that); clocks, temperature, power and clock events
+# change slowly and are read every 10th (100 ms). Power for the energy fallback is read every sample,
+# and only on GPUs without an energy counter. tests/unit/test_memory.py counts the reads.
+PROCESSES_EVERY = 5
+STATE_EVERY = 10
 
 
 MEMORY = dict(unit="MB", fmt=".0f", better="lower")
@@ -307,7 +314,7 @@ class GpuMemorySampler:
             self._query("clock_events", lambda h: int(reasons(h))) if reasons else None,
         ))
 
-    def _sample(self) -> None:
+    def _sample(self, every_query: bool = False) -> None:
         nvml, h = self._nvml, self._device.handle
         if self._n % STATE_EVERY == 0:
             self._sample_state()
@@ -321,6 +328,8 @@ class GpuMemorySampler:
             self._device_peak = max(self._device_peak, int(nvml.nvmlDeviceGetMemoryInfo(h).used))
         except Exception:  # a transient NVML error must not kill the case
             pass
+        if (self._n - 1) % PROCESSES_EVERY and not every_query:
+            return
         try:
             procs = nvml.nvmlDeviceGetComputeRunningProcesses(h)
         except Exception:
@@ -394,7 +403,7 @@ class GpuMemorySampler:
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
-            self._sample()
+            self._sample(every_query=True)  # the last reading sees everything, whatever its turn
         if self._device is not None:
             try:
                 self._nvml.nvmlShutdown()

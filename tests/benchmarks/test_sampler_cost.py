@@ -1,8 +1,8 @@
 """What one NVML sample costs the sampler thread, on a fake GPU (issue: "the sampler's cost per sample
-is measured and stated"). A sample is one memory reading and the process list; every STATE_EVERY-th
-sample also reads clocks, temperature, power and clock-event reasons. The fake answers instantly, so
+is measured and stated"). A sample is one memory reading; every PROCESSES_EVERY-th also the process
+list, every STATE_EVERY-th also clocks, temperature, power and clock-event reasons. The fake answers instantly, so
 this is the Python cost; a real NVML call adds its own (tens of microseconds each on a data-centre GPU).
-Run with: python -m pytest -m perf tests/benchmarks/test_sampler_cost.py -s
+Run with: python -m pytest -m perf tests/benchmarks/test_sampler_cost.py -s -n 0
 """
 
 import pytest

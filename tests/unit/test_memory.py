@@ -391,3 +391,23 @@ def test_energy_per_step_counts_the_timed_steps_only_not_compilation_or_evaluati
     # 3 x 50 J of evaluations inside the window are not training
     assert measured["energy_j_per_step"] == pytest.approx(1.0)
     assert "over the 12 steps after step 0 and the warm-up" in measured["energy_source"]
+
+
+def test_the_sampler_reads_the_process_list_every_5th_sample_and_the_state_every_10th():
+    from bench.measure.memory import PROCESSES_EVERY, STATE_EVERY
+
+    nvml = FakeNvml(procs={0: [(os.getpid(), 300 * MB)]})
+    counts = {"memory": 0, "processes": 0, "clocks": 0}
+    for name, attr in (("memory", "nvmlDeviceGetMemoryInfo"), ("processes", "nvmlDeviceGetComputeRunningProcesses"),
+                       ("clocks", "nvmlDeviceGetClockInfo")):
+        real = getattr(nvml, attr)
+        setattr(nvml, attr, lambda *a, _r=real, _n=name: counts.__setitem__(_n, counts[_n] + 1) or _r(*a))
+    s = GpuMemorySampler(nvml=nvml, period_s=3600)  # no thread ticks: drive the samples by hand
+    s.__enter__()  # one sample
+    for _ in range(99):
+        s._sample()
+    s.__exit__(None, None, None)  # and the last, which reads everything
+    assert (PROCESSES_EVERY, STATE_EVERY) == (5, 10)
+    assert counts["memory"] == 101 and counts["processes"] == 100 // 5 + 1
+    assert counts["clocks"] == 2 * 11  # SM and memory clocks at samples 0, 10, ..., 100 of the 101
+    assert s.result().process_peak_mb == 300.0
