@@ -361,6 +361,10 @@ class KerasAdapter(Adapter):
             extra = {"threads_intra": torch.get_num_threads(), "threads_inter": torch.get_num_interop_threads()}
         extra["matmul_precision"] = self._precision_in_force(model)
         extra["compile_policy"] = f"jit_compile={model.jit_compile}"
+        # model.fit takes host arrays: its data adapter hands each batch to the step, so on a GPU the
+        # host-to-device copy of a batch is inside the timed step (torch keeps the set on the device)
+        extra["input_transfer"] = ("per batch inside the step (model.fit's data adapter, from host memory)"
+                                   if self._gpu else "none (CPU: the batch is already in memory)")
         if backend.startswith("torch"):
             from adapters.torch_common import torch_kernel_policy
 

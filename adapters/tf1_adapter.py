@@ -277,7 +277,8 @@ class Tf1GraphAdapter(Adapter):
         tf32 = tf.config.experimental.tensor_float_32_execution_enabled()
         extra = {"threads_intra": self._threads, "threads_inter": self._threads,
                  "matmul_precision": f"tf32 {'on' if tf32 else 'off'}, float32 graph",
-                 "compile_policy": "graph mode, no XLA (tf.compat.v1 Session)"}
+                 "compile_policy": "graph mode, no XLA (tf.compat.v1 Session)",
+                 "input_transfer": "per batch inside the step (feed_dict, copied by Session.run)"}
         if self._gpu:
             build = tf.sysconfig.get_build_info()
             extra.update(cuda_version=build.get("cuda_version"), cudnn_version=build.get("cudnn_version"))

@@ -259,7 +259,8 @@ class TorchAdapter(Adapter):
         else:
             device = "cpu"
         extra = {"threads_intra": torch.get_num_threads(), "threads_inter": torch.get_num_interop_threads(),
-                 "matmul_precision": torch_tf32_state() + self._amp_text(), "compile_policy": torch_kernel_policy()}
+                 "matmul_precision": torch_tf32_state() + self._amp_text(), "compile_policy": torch_kernel_policy(),
+                 "input_transfer": "none in the step: the training set is on the device before timing"}
         if self.device.type == "cuda":
             extra.update(cuda_version=torch.version.cuda, cudnn_version=str(torch.backends.cudnn.version()))
         return RuntimeInfo(

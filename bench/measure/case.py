@@ -78,6 +78,7 @@ PATH_COLUMNS = columns(
     "what ran",
     ("matmul_precision", "str", "the precision settings in force, read back from the framework"),
     ("compile_policy", "str", "jit_compile / cudnn.benchmark / deterministic / torch.compile mode"),
+    ("input_transfer", "str", "where a batch reaches the device: before timing (torch) or inside each timed step (Keras fit, TF 1.x feed_dict)"),
     ("kernel_path", "str", "which recurrent kernel ran: cuDNN, oneDNN, a fused op, or a step loop", {"table": True}),
     ("compile_cache", "str", "cold (an empty Inductor/Triton cache for the case's process: what a first run pays) or warm (the machine's caches, --warm-compile-cache)"),
 )
@@ -296,6 +297,7 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
         matmul_precision=info.extra.get("matmul_precision"),
         compile_cache=os.environ.get(COMPILE_CACHE_VAR),
         compile_policy=info.extra.get("compile_policy"),
+        input_transfer=info.extra.get("input_transfer"),
         **gpu_fields,
         **curve_columns(hooks.points, job.target_accuracy, accuracy_reason, hooks.eval_time_s),
     )

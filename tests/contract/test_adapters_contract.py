@@ -150,6 +150,7 @@ def test_precision_is_applied_and_read_back(adapter, tiny_data, precision):
     if precision == "fp16":
         assert "GradScaler" in read_back or "LossScaleOptimizer" in read_back  # loss scaling, as documented
     assert info.extra["compile_policy"]
+    assert info.extra["input_transfer"]  # every adapter says where its batches reach the device
 
 
 @only_for("torch")
