@@ -379,12 +379,19 @@ class TorchCompileRnnAdapter(TorchCompileAdapter):
         self._lstm_defect: str | None = None
         self._lstm_probed = False
 
-    def fit(self, model: nn.Module, data: Dataset, train: TrainSpec, plan: BatchPlan, timer: StepTimer) -> FitResult:
+    def _refuse_a_defective_lstm(self, model: nn.Module) -> None:
         if self.device.type == "cpu" and isinstance(model.rnns[0], nn.LSTM):
             defect = self.compiled_lstm_defect()
             if defect:
                 raise CaseUnavailable(defect)
+
+    def fit(self, model: nn.Module, data: Dataset, train: TrainSpec, plan: BatchPlan, timer: StepTimer) -> FitResult:
+        self._refuse_a_defective_lstm(model)
         return super().fit(model, data, train, plan, timer)
+
+    def kernel_path(self, model: nn.Module, x, y) -> str:
+        self._refuse_a_defective_lstm(model)  # its profiled step would be the failing compiled step
+        return super().kernel_path(model, x, y)
 
     def compiled_lstm_defect(self) -> str | None:
         """Whether a traced LSTM trains here, probed once per process on a tiny model.

@@ -1,4 +1,4 @@
-"""Command line: `python -m bench run | list | show | compare | parity | baseline`.
+"""Command line: `python -m bench run | plan | ab | list | doctor | show | compare | parity | report | export | baseline`.
 
 Everything is validated before any work starts: bad input exits with code 2, a message naming
 the value and the valid choices, and no run directory.
@@ -19,6 +19,7 @@ from rich.table import Table
 import adapters
 from bench import data
 from bench.cli.ab import add_ab_options, cmd_ab
+from bench.cli.doctor import add_doctor_options, cmd_doctor
 from bench.cli.run import adapter_list, add_plan_options, add_run_options, cmd_plan, cmd_run
 from bench.core.errors import EXIT_BAD_INPUT, EXIT_CASE_FAILED, EXIT_OK, BenchInputError
 from bench.core.status import Status
@@ -51,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_ab_options(ab)
 
     sub.add_parser("list", help="matrices, adapters and datasets, and which are usable here")
+
+    doc = sub.add_parser("doctor", help="what this machine can measure, checked for real (writes nothing)")
+    add_doctor_options(doc)
 
     cmp = sub.add_parser("compare", help="gate: compare a run against a baseline; exit 1 on regression")
     cmp.add_argument("baseline", help="baseline run directory, results.parquet or results.csv")
@@ -297,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compare(args, console)
         if args.command == "parity":
             return cmd_parity(args, console)
+        if args.command == "doctor":
+            return cmd_doctor(args, console)
         if args.command == "report":
             return cmd_report(args, console)
         if args.command == "export":

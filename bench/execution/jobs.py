@@ -16,7 +16,7 @@ from bench.core.compile_cache import COMPILE_CACHE_VAR, policy_text
 from bench.measure.case import CaseJob
 from bench.measure.environment import THREAD_VARS
 
-JOB_KINDS = ("case", "parity")
+JOB_KINDS = ("case", "parity", "doctor")
 RESULT_FD_VAR = "RNNBENCH_RESULT_FD"  # the worker writes its messages (progress, result) to this fd
 PARENT_PID_VAR = "RNNBENCH_PARENT_PID"  # the worker dies with this process (bench/execution/worker.py)
 BARRIER_VAR = "RNNBENCH_START_BARRIER"  # "1": wait for "go" on stdin before the first training step

@@ -56,7 +56,14 @@ def _run_parity(payload: dict[str, Any], progress: Callable[[dict], None] | None
     return worker_run(payload)
 
 
-WORKERS: dict[str, Callable[..., dict[str, Any]]] = {"case": run_case, "parity": _run_parity}
+def _run_doctor(payload: dict[str, Any], progress: Callable[[dict], None] | None = None,
+                ready: Callable[[], None] | None = None) -> dict[str, Any]:
+    from bench.measure.doctor import probe_adapter
+
+    return probe_adapter(payload)
+
+
+WORKERS: dict[str, Callable[..., dict[str, Any]]] = {"case": run_case, "parity": _run_parity, "doctor": _run_doctor}
 
 
 class Channel:

@@ -1,12 +1,13 @@
 """Bad input exits 2 before any work, naming the value and the valid choices, creating nothing."""
 
+import os
 import subprocess
 import sys
 
 import pytest
 
 from bench.cli.main import main
-from tests.conftest import ROOT
+from tests.conftest import ROOT, installed
 
 
 @pytest.mark.parametrize(
@@ -150,3 +151,23 @@ def test_every_command_prints_its_help(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["compare", "--help"])
     assert exit_.value.code == 0 and "step_time_ms_median:25%" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not installed("torch"), reason="torch not installed")
+def test_doctor_probes_an_adapter_in_its_own_process_and_writes_nothing(tmp_path):
+    import json
+
+    run = lambda *a: subprocess.run([sys.executable, "-m", "bench", "doctor", "--adapters", "torch", *a],  # noqa: E731
+                                    cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                                    env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = run("--format", "json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    torch = report["adapters"]["torch"]
+    assert torch["framework"] == "torch" and set(torch["kernel_path"]) == {"lstm", "gru"}
+    assert torch["precisions"]["fp32"] == "ok" and report["machine"]["cpu_cores"] >= 1
+    assert list(tmp_path.iterdir()) == []  # nothing written
+    if not report["gpu"].get("available"):  # the normal state on a CPU machine: reported, and exit 1 for cuda
+        assert "NVML unavailable" in report["gpu"]["reason"]
+        cuda = run("--device", "cuda")
+        assert cuda.returncode == 1 and "--device cuda: no GPU can be measured here" in cuda.stdout
