@@ -6,7 +6,7 @@ from tests.conftest import adapter_under_test
 
 # Timesteps of the contract's sequences: what the contract checks does not depend on the length, and
 # the cost does (torch-compile-rnn traces, and tf1-graph unrolls, every step: 6 min cold at 28 steps).
-SEQ = 7
+SEQ = 4
 
 
 @pytest.fixture(scope="session")
