@@ -60,6 +60,9 @@ class AdapterInfo:
     # so parity cannot compare it and --init keras|torch cannot load it
     noncanonical: Callable[[ModelSpec], str | None] | None = None
     precisions: tuple[str, ...] = PRECISIONS  # the TrainSpec.precision values the adapter implements
+    # the adapter that trains the same model the same way without compiling it: the baseline of the
+    # compile break-even (bench/stats/break_even.py)
+    eager: str | None = None
 
     def precision_reason(self, precision: str) -> str | None:
         if precision in self.precisions:
@@ -109,6 +112,7 @@ BUILTIN: dict[str, AdapterInfo] = {
         ("torch",),
         "PyTorch with torch.compile (inductor); Dynamo's default leaves RNN modules eager",
         check=_torch_check,
+        eager="torch",
     ),
     "torch-compile-rnn": AdapterInfo(
         "torch-compile-rnn",
@@ -116,6 +120,7 @@ BUILTIN: dict[str, AdapterInfo] = {
         ("torch",),
         "PyTorch with torch.compile and torch._dynamo.config.allow_rnn=True (RNN modules traced)",
         check=_torch_check,
+        eager="torch",
     ),
     "tf1-graph": AdapterInfo(
         "tf1-graph",

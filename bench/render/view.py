@@ -26,6 +26,7 @@ from rich.table import Table
 from bench.core.spread import cv
 from bench.core.status import Status
 from bench.measure.steps import UNSTABLE_CV
+from bench.stats.break_even import break_evens, describe
 from bench.stats.compare import mixed_machines
 
 CELL_ORDER = {"rnn": 0, "gru": 1, "lstm": 2}
@@ -212,10 +213,22 @@ def differences(df: pd.DataFrame) -> list[str]:
                                                              strict=True))
         out.append(f"[bold yellow]{THROTTLED} GPU throttled while steps were timed[/]: {shown}; those step times "
                    "are slower than the GPU's own speed")
+    out += break_even_notes(df)
     machines = mixed_machines(df)
     if machines:
         out.append(f"[bold yellow]this run mixes machines[/] ({machines}): step times of cases from different "
                    "machines are not comparable")
+    return out
+
+
+def break_even_notes(df: pd.DataFrame) -> list[str]:
+    """One line per compiled adapter whose eager twin ran the same models: when compiling pays back."""
+    found = break_evens(df, labels=df["_model"] if "_model" in df else model_labels(df))
+    out = []
+    for compiled in dict.fromkeys(b.compiled for b in found):
+        mine = [b for b in found if b.compiled == compiled]
+        out.append(f"compile break-even of {compiled} against {mine[0].eager} (first step + median steps, "
+                   f"docs/methodology.md): " + "; ".join(describe(b) for b in mine))
     return out
 
 
