@@ -128,15 +128,18 @@ def test_ctrl_c_removes_the_worktrees_and_stops_every_process(tmp_path, fake_ada
     from tests.e2e.test_runner import workers_started_by
 
     tmp, env = _own_tmpdir(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "bench", "ab", "HEAD", "HEAD", "--adapters", "fake-slow", *FAKE,
+    # fake-hang's processes never finish on their own, so the signal always lands mid-run (with a case
+    # that ends, a loaded machine could let ab finish first and exit 0 before the signal arrives)
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "ab", "HEAD", "HEAD", "--adapters", "fake-hang", *FAKE,
                              "--out", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     deadline = time.time() + 120
     while time.time() < deadline and not workers_started_by(proc.pid):
         time.sleep(0.2)
+    assert workers_started_by(proc.pid) and proc.poll() is None
     assert len(_worktrees(tmp)) == 2  # both revisions checked out while it runs
     proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out[-2000:], err[-2000:])
     assert _worktrees(tmp) == [] and workers_started_by(proc.pid) == []
 
 
