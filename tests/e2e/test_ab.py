@@ -128,10 +128,12 @@ def test_ctrl_c_removes_the_worktrees_and_stops_every_process(tmp_path, fake_ada
     from tests.e2e.test_runner import workers_started_by
 
     tmp, env = _own_tmpdir(tmp_path)
-    # fake-hang's processes never finish on their own, so the signal always lands mid-run (with a case
-    # that ends, a loaded machine could let ab finish first and exit 0 before the signal arrives)
+    # fake-hang's processes never finish on their own, so the signal always lands mid-run. ab starts with
+    # SIGINT at its default, as at a terminal: a test run started in the background of a script inherits
+    # SIGINT ignored, Python then installs no KeyboardInterrupt handler, and ab would run on to exit 0.
     proc = subprocess.Popen([sys.executable, "-m", "bench", "ab", "HEAD", "HEAD", "--adapters", "fake-hang", *FAKE,
-                             "--out", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                             "--out", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not workers_started_by(proc.pid):
         time.sleep(0.2)
