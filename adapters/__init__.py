@@ -63,6 +63,13 @@ class AdapterInfo:
     # the adapter that trains the same model the same way without compiling it: the baseline of the
     # compile break-even (bench/stats/break_even.py)
     eager: str | None = None
+    # the TrainSpec.jit_compile values it implements: Keras' switch, where the adapter has one
+    jit_modes: tuple[str, ...] = ("auto",)
+
+    def jit_reason(self, mode: str) -> str | None:
+        if mode in self.jit_modes:
+            return None
+        return f"jit_compile {mode!r}: {self.name} has no such switch; it supports: {', '.join(self.jit_modes)}"
 
     def precision_reason(self, precision: str) -> str | None:
         if precision in self.precisions:
@@ -83,6 +90,7 @@ BUILTIN: dict[str, AdapterInfo] = {
         ("keras", "tensorflow"),
         "Keras 3 on the TensorFlow backend, trained with model.fit",
         env={"KERAS_BACKEND": "tensorflow"},
+        jit_modes=("auto", "on", "off"),
     ),
     "torch": AdapterInfo(
         "torch",
@@ -97,6 +105,7 @@ BUILTIN: dict[str, AdapterInfo] = {
         ("keras", "jax"),
         "Keras 3 on the JAX backend (same adapter code, KERAS_BACKEND=jax in its process)",
         env={"KERAS_BACKEND": "jax", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"},  # no whole-card reservation
+        jit_modes=("auto", "on", "off"),
     ),
     "keras-torch": AdapterInfo(
         "keras-torch",
@@ -105,6 +114,7 @@ BUILTIN: dict[str, AdapterInfo] = {
         "Keras 3 on the PyTorch backend (same adapter code, KERAS_BACKEND=torch in its process)",
         env={"KERAS_BACKEND": "torch"},
         defect=_keras_torch_defect,
+        jit_modes=("auto", "on", "off"),
     ),
     "torch-compile": AdapterInfo(
         "torch-compile",

@@ -224,6 +224,7 @@ class KerasAdapter(Adapter):
             optimizer=optimizer,
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
+            jit_compile={"auto": "auto", "on": True, "off": False}[train.jit_compile],
         )
         return net
 

@@ -40,7 +40,8 @@ DEFAULT_ALPHA = 0.01
 DEFAULT_CV_LIMIT = 0.25
 DEFAULT_THREADS = 1
 CASE_OPTIONS = ("matrix", "adapters", "cells", "dataset", "data_dir", "epochs", "max_steps", "batch_size", "seed",
-                "device", "init", "eval_every", "target_accuracy", "threads", "timeout", "precision")
+                "seeds", "device", "init", "eval_every", "target_accuracy", "threads", "timeout", "precision",
+                "jit_compile", "sequence", "timesteps", "features", "sweep", "phases", "inference", "yes")
 
 
 def add_ab_options(p: argparse.ArgumentParser) -> None:
@@ -84,13 +85,25 @@ def _cpu_list(text: str) -> list[int]:
 
 
 def _case_args(args: argparse.Namespace) -> list[str]:
+    """The case options as `bench plan` of either side reads them (only those given: an older side need not
+    know the newer options)."""
     out = []
     for name in CASE_OPTIONS:
         value = getattr(args, name, None)
-        if value is None:
+        if value is None or value is False and name != "inference":
             continue
         flag = "--" + name.replace("_", "-")
-        out += [flag, ",".join(value) if isinstance(value, tuple) else str(value)]
+        if name == "inference":
+            out += [] if value else ["--no-inference"]
+        elif value is True:
+            out.append(flag)
+        elif name == "sweep":
+            for sweep in value:
+                out += [flag, sweep.text()]
+        elif name == "seeds":
+            out += [flag, ",".join(map(str, value)) + ("," if len(value) == 1 else "")]  # a list, never a count
+        else:
+            out += [flag, ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
     return out
 
 

@@ -1,4 +1,5 @@
-"""Command line: `python -m bench run | plan | ab | list | doctor | show | compare | parity | report | export | baseline`.
+"""Command line: `python -m bench run | plan | ab | list | doctor | show | compare | parity | converge | report | export
+| baseline`.
 
 Everything is validated before any work starts: bad input exits with code 2, a message naming
 the value and the valid choices, and no run directory.
@@ -19,6 +20,7 @@ from rich.table import Table
 import adapters
 from bench import data
 from bench.cli.ab import add_ab_options, cmd_ab
+from bench.cli.converge import add_converge_options, cmd_converge
 from bench.cli.doctor import add_doctor_options, cmd_doctor
 from bench.cli.run import adapter_list, add_plan_options, add_run_options, cmd_plan, cmd_run
 from bench.core.errors import EXIT_BAD_INPUT, EXIT_CASE_FAILED, EXIT_OK, BenchInputError
@@ -89,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(for a committed baseline that CI may meet on another machine type)",
     )
     cmp.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+
+    conv = sub.add_parser("converge", help="same weights, same batches, several frameworks: do the learning curves "
+                          "agree within the spread between seeds?")
+    add_converge_options(conv)
 
     par = sub.add_parser("parity", help="prove every adapter builds the same model: same weights -> same outputs")
     par.add_argument("--adapters", type=adapter_list, help="adapters to compare (default: every installed one)")
@@ -301,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compare(args, console)
         if args.command == "parity":
             return cmd_parity(args, console)
+        if args.command == "converge":
+            return cmd_converge(args, console)
         if args.command == "doctor":
             return cmd_doctor(args, console)
         if args.command == "report":

@@ -15,11 +15,12 @@ from rich.console import Console
 import adapters
 from bench import data
 from bench.core.errors import EXIT_CASE_FAILED, EXIT_OK, BenchInputError
-from bench.core.specs import DEVICES, INIT_SCHEMES, PRECISIONS
+from bench.core.specs import DEVICES, IMAGE_SEQUENCES, INIT_SCHEMES, JIT_MODES, PRECISIONS
 from bench.execution.executors import EXECUTORS, make_executor
 from bench.execution.executors import get_info as executor_info
 from bench.planning.matrices import MATRICES, Overrides
 from bench.planning.plan import RunOptions, prepare_run, run_meta, write_plan
+from bench.planning.sweep import MAX_CASES, parse_sweep
 
 
 def positive_int(text: str) -> int:
@@ -52,6 +53,44 @@ def fraction(text: str) -> float:
     return value
 
 
+def seed_list(text: str) -> tuple[int, ...]:
+    """`--seeds N` (seeds 0..N-1) or `--seeds A,B,C` (those seeds): distinct integers >= 0."""
+    allowed = "a count N >= 1 (seeds 0..N-1) or a comma-separated list of distinct seeds >= 0, e.g. 0,1,2"
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = [int(p) for p in parts if p]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: {allowed}") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: {allowed}")
+    if "," not in text:
+        if values[0] < 1:
+            raise argparse.ArgumentTypeError(f"invalid value {text!r}: {allowed}")
+        return tuple(range(values[0]))
+    bad = [v for v in values if v < 0]
+    if bad:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: seed {bad[0]} is negative; {allowed}")
+    twice = sorted({v for v in values if values.count(v) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: seed {twice[0]} is given twice; {allowed}")
+    return tuple(values)
+
+
+def sweep_arg(text: str):
+    try:
+        return parse_sweep(text)
+    except BenchInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--sweep {text!r}: ")) from None
+
+
+def jit_list(text: str) -> tuple[str, ...]:
+    modes = tuple(m.strip() for m in text.split(",") if m.strip())
+    bad = [m for m in modes if m not in JIT_MODES]
+    if not modes or bad or len(set(modes)) != len(modes):
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: one or more distinct modes of {', '.join(JIT_MODES)}")
+    return modes
+
+
 def name_list(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     if not names:
@@ -82,10 +121,23 @@ def add_case_options(p: argparse.ArgumentParser, default_threads: int | None = N
     p.add_argument("--dataset", choices=data.DATASETS,
                    help="dataset (default: the matrix's: mnist-5k; seeds: mnist if it is here, else mnist-5k)")
     p.add_argument("--data-dir", help="directory holding mnist.npz or IDX files (checked against published SHA-256)")
+    p.add_argument("--sequence", choices=tuple(IMAGE_SEQUENCES),
+                   help="how an image becomes a sequence: rows (28 timesteps x 28 features, the default), pixels (784 x 1, "
+                   "sequential MNIST), permuted-pixels (784 x 1 in one fixed order, psMNIST)")
+    p.add_argument("--timesteps", type=positive_int, metavar="T", help="synthetic data: timesteps per example (default 28)")
+    p.add_argument("--features", type=positive_int, metavar="F", help="synthetic data: features per timestep (default 28)")
+    p.add_argument("--sweep", action="append", type=sweep_arg, metavar="AXIS=VALUES",
+                   help="run every case once per value of one axis (units, timesteps, batch_size, layers): a list "
+                   "(units=32,64,128), a doubling range (units=32..1024) or N points (units=32..1024/6); repeat for "
+                   "more axes, each swept around the matrix's own values")
+    p.add_argument("--yes", action="store_true", help=f"run a plan of more than {MAX_CASES} cases")
     p.add_argument("--epochs", type=positive_int, help="epochs to train (clears the matrix's step limit)")
     p.add_argument("--max-steps", type=positive_int, help="stop after this many training steps")
     p.add_argument("--batch-size", type=positive_int, help="training batch size")
     p.add_argument("--seed", type=int, help="seed for weights and data order")
+    p.add_argument("--seeds", type=seed_list, metavar="N|A,B,...",
+                   help="run every case once per seed (fresh processes): N = seeds 0..N-1, or a list; the view then "
+                   "shows accuracy as mean ± 95%% t-interval and which gaps are significant")
     p.add_argument("--device", choices=DEVICES, help="where to train (default: auto)")
     p.add_argument("--init", choices=INIT_SCHEMES,
                    help="starting weights: framework (each its own defaults, the default), or one scheme "
@@ -93,6 +145,15 @@ def add_case_options(p: argparse.ArgumentParser, default_threads: int | None = N
     p.add_argument("--precision", choices=PRECISIONS,
                    help="fp32 (float32, TF32 off in every framework; the default), tf32 (TF32 on everywhere), "
                    "bf16 / fp16 (mixed precision, float32 weights)")
+    p.add_argument("--jit-compile", type=jit_list, metavar="MODE[,MODE]",
+                   help="Keras' compile(jit_compile=...) for the keras adapters: auto (Keras' choice, the default), on "
+                   "(XLA; torch.compile on keras-torch), off; a list (on,off) runs each case once per mode, and the view "
+                   "says after how many steps compiling pays back")
+    p.add_argument("--phases", action="store_true", default=None,
+                   help="measure the forward/backward/optimizer split after training (8 interleaved rounds, about 18 "
+                   "steps' time; on in the smoke matrix)")
+    p.add_argument("--no-inference", dest="inference", action="store_false", default=None,
+                   help="skip the inference phase after training (batch-1 latency, large-batch throughput)")
     p.add_argument("--warm-compile-cache", action="store_true",
                    help="keep the machine's Inductor/Triton compile caches between case processes (the steady-state "
                    "view); by default each case's process compiles from an empty cache, as a first run does")
@@ -134,8 +195,11 @@ def run_options(args: argparse.Namespace) -> RunOptions:
     """The parsed command line as the planner's input."""
     overrides = Overrides(
         adapters=args.adapters, cells=args.cells, dataset=args.dataset, epochs=args.epochs,
-        max_steps=args.max_steps, batch_size=args.batch_size, device=args.device, seed=args.seed,
-        init=args.init, eval_every=args.eval_every, precision=args.precision,
+        max_steps=args.max_steps, batch_size=args.batch_size, device=args.device, seed=args.seed, seeds=args.seeds,
+        init=args.init, eval_every=args.eval_every, precision=args.precision, jit_compile=args.jit_compile,
+        sequence=args.sequence, timesteps=args.timesteps, features=args.features,
+        sweeps=tuple(args.sweep) if args.sweep else None, confirmed=bool(args.yes), phases=args.phases,
+        inference=args.inference,
     )
     return RunOptions(
         matrix=args.matrix, overrides=overrides, data_dir=args.data_dir, threads=args.threads,
@@ -146,15 +210,13 @@ def run_options(args: argparse.Namespace) -> RunOptions:
     )
 
 
-def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from bench.core.status import FAILING_STATUSES
-    from bench.execution.runner import missing_cases, run_cases
+def execute(args: argparse.Namespace, console: Console, options: RunOptions | None = None):
+    """Plan and run a matrix as `run` does (progress, records, files); returns (results, run_dir, meta)."""
+    from bench.execution.runner import run_cases
     from bench.render.progress import RunProgress
-    from bench.render.tables import print_reference, problems_table
-    from bench.render.view import print_view
     from bench.results.store import read_records, records_problems
 
-    plan = prepare_run(run_options(args))
+    plan = prepare_run(options or run_options(args))
     # connects to (or starts) Ray before anything is written
     executor = make_executor(args.executor, ray_address=args.ray_address, cases_per_node=args.cases_per_node)
     run_dir = plan.run_dir
@@ -181,7 +243,17 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                            warm_compile_cache=plan.warm_compile_cache)
     finally:
         executor.close()
-    print_view(df, console, title=f"rnnbench {meta['matrix']} on {plan.source.name} ({run_dir.name})")
+    return plan, df, meta
+
+
+def finish(plan, df, console: Console) -> int:
+    """After a run: problems, record warnings, where the files are, and the exit code from the statuses."""
+    from bench.core.status import FAILING_STATUSES
+    from bench.execution.runner import missing_cases
+    from bench.render.tables import print_reference, problems_table
+    from bench.results.store import records_problems
+
+    run_dir = plan.run_dir
     problems = problems_table(df)
     if problems is not None:
         console.print(problems)
@@ -190,17 +262,26 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[bold yellow]warning: {problem}[/]")
     console.print(f"saved: {run_dir / 'results.parquet'}, results.csv, meta.json; every column: "
                   f"python -m bench show {run_dir} --long")
-    if args.report:
-        from bench.cli.report import write_report
-
-        path, charts = write_report([run_dir], run_dir / "report.html")
-        console.print(f"report: {path} ({charts} charts)")
     missing = missing_cases(plan.cases, plan.repeat, df)
     if missing:
         console.print(f"[bold red]{len(missing)} planned case(s) have no record: {', '.join(missing)}; "
                       f"finish them with --resume {run_dir}[/]")
         return EXIT_CASE_FAILED
     return EXIT_CASE_FAILED if df["status"].isin(FAILING_STATUSES).any() else EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from bench.render.view import print_view
+
+    plan, df, meta = execute(args, console)
+    print_view(df, console, title=f"rnnbench {meta['matrix']} on {plan.source.name} ({plan.run_dir.name})")
+    code = finish(plan, df, console)
+    if args.report:
+        from bench.cli.report import write_report
+
+        path, charts = write_report([plan.run_dir], plan.run_dir / "report.html")
+        console.print(f"report: {path} ({charts} charts)")
+    return code
 
 
 def add_plan_options(p: argparse.ArgumentParser) -> None:

@@ -25,9 +25,20 @@ OPTIMIZERS = ("adam", "sgd")  # sgd: plain, no momentum (used by the parity chec
 LR_SCHEDULES = ("constant", "inverse-time", "exponential")
 DEVICES = ("auto", "cpu", "cuda")
 INIT_SCHEMES = ("framework", "keras", "torch")
+PHASE_ROUNDS = 8  # the forward/backward/optimizer split's interleaved rounds, where asked for (about 18 steps' time)
 # fp32: float32 everywhere with TF32 off in every framework; tf32: TF32 on everywhere (GPUs from
 # Ampere on; no effect on CPUs); bf16 / fp16: mixed precision (16-bit compute, float32 weights).
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+# Keras' compile(jit_compile=...): auto (Keras' own choice: XLA on JAX, on TF only where a GPU is; never on
+# torch), on (XLA on TF and JAX, torch.compile on torch), off (tf.function on TF, eager JAX and torch).
+# Adapters without such a switch accept only auto (adapters.AdapterInfo.jit_modes).
+JIT_MODES = ("auto", "on", "off")
+# How a 28x28 image becomes a sequence: rows (28 timesteps of 28 features, the tutorials' task), pixels
+# (784 timesteps of 1: sequential MNIST as the research literature means it), permuted-pixels (784 x 1 in
+# one fixed order, PERMUTATION_SEED: psMNIST). Synthetic data is random at any --timesteps x --features.
+SEQUENCES = ("rows", "pixels", "permuted-pixels", "random")
+IMAGE_SEQUENCES = {"rows": (28, 28), "pixels": (784, 1), "permuted-pixels": (784, 1)}  # (timesteps, features)
+PERMUTATION_SEED = 1701  # the one permutation of psMNIST, recorded in every permuted row
 
 
 def _fail(owner: str, name: str, value: Any, allowed: str) -> None:
@@ -122,18 +133,23 @@ class TrainSpec:
     seed: int = 0
     warmup_steps: int = 5
     eval_batch_size: int = 1000
-    # rounds of the forward/backward/optimizer split after training (0 = skip): 8 interleaved rounds cost
-    # about 18 steps' time; 20 cost 50, the split's biggest share of a case's untimed time (docs/measurements.md)
-    phase_rounds: int = 8
+    # rounds of the forward/backward/optimizer split after training (0 = skip, the default: it cost 2.3 s of
+    # a `full` case's ~10 s outside its steps; matrices and --phases ask for it, PHASE_ROUNDS then)
+    phase_rounds: int = 0
     lr_schedule: str = "constant"  # see LR_SCHEDULES
     lr_decay: float = 0.0
     lr_decay_steps: int = 1
     eval_every: int | None = None  # test-set evaluations for the accuracy curve: every N steps (None: each epoch)
     precision: str = "fp32"  # see PRECISIONS
+    jit_compile: str = "auto"  # see JIT_MODES
+    inference: bool = True  # time inference after training (bench/measure/inference.py); --no-inference skips
 
     def __post_init__(self) -> None:
         owner = "TrainSpec"
         _check_choice(owner, "precision", self.precision, PRECISIONS)
+        _check_choice(owner, "jit_compile", self.jit_compile, JIT_MODES)
+        if not isinstance(self.inference, bool):
+            _fail(owner, "inference", self.inference, "true or false")
         _check_positive_int(owner, "batch_size", self.batch_size)
         _check_positive_int(owner, "epochs", self.epochs)
         _check_positive_int(owner, "eval_batch_size", self.eval_batch_size)
@@ -199,6 +215,8 @@ class Case:
     threads: int | None = None
     init: str = "framework"  # framework: each its own defaults; keras / torch: one scheme in every adapter
     label: str = ""  # a name for the case, e.g. reference case "A1"; part of case_id when set
+    sequence: str = "rows"  # see SEQUENCES; the model's timesteps x input_size follow it for images
+    sweep_axes: tuple[str, ...] = ()  # the sweeps this case is a point of (its centre belongs to several)
 
     def __post_init__(self) -> None:
         if not isinstance(self.adapter, str) or not self.adapter:
@@ -209,6 +227,12 @@ class Case:
         _check_choice("Case", "init", self.init, INIT_SCHEMES)
         if self.threads is not None:
             _check_positive_int("Case", "threads", self.threads)
+        _check_choice("Case", "sequence", self.sequence, SEQUENCES)
+        shape = IMAGE_SEQUENCES.get(self.sequence)
+        if shape is not None and (self.model.timesteps, self.model.input_size) != shape:
+            _fail("Case", "model", f"{self.model.timesteps}x{self.model.input_size}",
+                  f"{shape[0]} timesteps x {shape[1]} features for sequence {self.sequence!r}")
+        object.__setattr__(self, "sweep_axes", tuple(self.sweep_axes))
 
     @property
     def case_id(self) -> str:
@@ -216,8 +240,17 @@ class Case:
         t = self.train
         init = "" if self.init == "framework" else f"/init-{self.init}"
         init += "" if t.precision == "fp32" else f"/{t.precision}"
+        init += "" if t.jit_compile == "auto" else f"/jit-{t.jit_compile}"
         label = f"{self.label}:" if self.label else ""
-        return f"{label}{self.adapter}/{self.model.key}/b{t.batch_size}/{self.dataset}/s{t.seed}{init}"
+        return f"{label}{self.adapter}/{self.model.key}/b{t.batch_size}/{self.dataset}{self.shape_part}/s{t.seed}{init}"
+
+    @property
+    def shape_part(self) -> str:
+        """The case id's sequence part: '' for the 28x28 default, '/pixels', '/t112x28' (synthetic)."""
+        if self.sequence in ("pixels", "permuted-pixels"):
+            return f"/{self.sequence}"
+        m = self.model
+        return "" if (m.timesteps, m.input_size) == (28, 28) else f"/t{m.timesteps}x{m.input_size}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -228,4 +261,5 @@ class Case:
         raw_model = dict(d.pop("model"))
         raw_model["units"] = tuple(raw_model["units"])
         raw_model["dropout"] = tuple(raw_model["dropout"])
+        d["sweep_axes"] = tuple(d.get("sweep_axes", ()))
         return cls(model=ModelSpec(**raw_model), train=TrainSpec(**d.pop("train")), **d)

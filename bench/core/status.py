@@ -31,6 +31,11 @@ class Status(str, Enum):
         """The rich style every table gives this status."""
         return _STYLE[self]
 
+    @property
+    def short(self) -> str:
+        """The status in a narrow table cell, in place of a number."""
+        return _SHORT.get(self, self.value)
+
 
 _STYLE = {
     Status.OK: "green",
@@ -40,6 +45,10 @@ _STYLE = {
     Status.DIVERGED: "yellow",
     Status.NOT_LEARNING: "magenta",
     Status.UNAVAILABLE: "dim",
+}
+_SHORT = {
+    Status.FAILED: "FAILED", Status.TIMEOUT: "TIMEOUT", Status.OOM: "OOM", Status.DIVERGED: "diverged",
+    Status.NOT_LEARNING: "no-learn", Status.UNAVAILABLE: "n/a",
 }
 STATUSES = tuple(s.value for s in Status)
 FAILING_STATUSES = tuple(s.value for s in Status if s.failing)  # statuses that make a run exit 1

@@ -1,4 +1,7 @@
-"""Datasets: sequential MNIST-style data as (N, 28, 28) float32 in [0, 1] and int64 labels.
+"""Datasets: sequential MNIST-style data as (N, timesteps, features) float32 in [0, 1] and int64 labels.
+
+Images are (N, 28, 28) and read as a sequence the case chooses (`as_sequence`: rows, pixels, or pixels in
+one fixed permuted order); synthetic data is generated at the case's timesteps x features.
 
 `resolve()` runs in the parent before any work starts: it finds (or downloads and verifies)
 the files and raises `DataError` with where it looked and how to fix it. `load()` runs in each
@@ -21,6 +24,7 @@ import numpy as np
 
 from bench.core.dataset import Dataset, DataSource
 from bench.core.errors import DataError, choices_text
+from bench.core.specs import IMAGE_SEQUENCES, PERMUTATION_SEED
 
 DEFAULT_DATASET = "mnist-5k"
 
@@ -256,12 +260,13 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path} is not a readable MNIST npz (x_train, y_train, x_test, y_test): {exc}") from exc
 
 
-def _check_shapes(arrays: dict[str, np.ndarray], where: str) -> None:
+def _check_shapes(arrays: dict[str, np.ndarray], where: str, shape: tuple[int, int] = (28, 28)) -> None:
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if x.ndim != 3 or x.shape[1:] != (28, 28) or y.shape != (x.shape[0],):
+        if x.ndim != 3 or x.shape[1:] != shape or y.shape != (x.shape[0],):
             raise DataError(
-                f"{where}: {split} split has images {x.shape} and labels {y.shape}, expected (N, 28, 28) and (N,)"
+                f"{where}: {split} split has inputs {x.shape} and labels {y.shape}, expected (N, {shape[0]}, "
+                f"{shape[1]}) and (N,)"
             )
 
 
@@ -319,27 +324,55 @@ def _file_arrays(source: DataSource) -> dict[str, np.ndarray]:
     return _load_npz(path) if path.is_file() else _load_idx_dir(path)
 
 
-def _synthetic_arrays(source: DataSource | None = None) -> dict[str, np.ndarray]:
+def _synthetic_arrays(source: DataSource | None = None, shape: tuple[int, int] = (28, 28)) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(SYNTHETIC_SEED)
     return {
-        "x_train": rng.integers(0, 256, (SYNTHETIC_TRAIN, 28, 28), dtype=np.uint8),
+        "x_train": rng.integers(0, 256, (SYNTHETIC_TRAIN, *shape), dtype=np.uint8),
         "y_train": rng.integers(0, 10, SYNTHETIC_TRAIN),
-        "x_test": rng.integers(0, 256, (SYNTHETIC_TEST, 28, 28), dtype=np.uint8),
+        "x_test": rng.integers(0, 256, (SYNTHETIC_TEST, *shape), dtype=np.uint8),
         "y_test": rng.integers(0, 10, SYNTHETIC_TEST),
     }
 
 
-def load(source: DataSource) -> Dataset:
-    """Load a resolved source into float32 [0, 1] images and int64 labels."""
+def pixel_permutation() -> np.ndarray:
+    """The fixed order of the 784 pixels of permuted-pixels (psMNIST), from PERMUTATION_SEED."""
+    return np.random.default_rng(PERMUTATION_SEED).permutation(28 * 28)
+
+
+def as_sequence(images: np.ndarray, sequence: str) -> np.ndarray:
+    """(N, 28, 28) images as (N, timesteps, features): rows as they are, pixels one per timestep in reading
+    order, permuted-pixels one per timestep in the fixed permuted order."""
+    if sequence == "rows":
+        return images
+    flat = images.reshape(len(images), 28 * 28)
+    if sequence == "permuted-pixels":
+        flat = flat[:, pixel_permutation()]
+    return flat.reshape(len(images), 28 * 28, 1)
+
+
+def load(source: DataSource, sequence: str = "rows", timesteps: int = 28, features: int = 28) -> Dataset:
+    """Load a resolved source into float32 [0, 1] sequences and int64 labels: images read as `sequence`,
+    synthetic data generated at timesteps x features. The fingerprint is of the arrays as stored (images:
+    the same for every sequence; the case's `sequence` column says how they were read)."""
     info = get_info(source.name)
-    arrays = info.arrays(source)
-    _check_shapes(arrays, source.origin)
+    if info.has_labels:
+        if sequence not in IMAGE_SEQUENCES:
+            raise DataError(f"dataset {source.name!r} holds images: sequence {sequence!r} is not one of "
+                            f"{choices_text(IMAGE_SEQUENCES)}")
+        arrays = info.arrays(source)
+        _check_shapes(arrays, source.origin)
+    else:
+        arrays = _synthetic_arrays(source, (timesteps, features))
+        _check_shapes(arrays, source.origin, (timesteps, features))
     sha = _fingerprint(arrays)
+    x_train, x_test = arrays["x_train"], arrays["x_test"]
+    if info.has_labels:
+        x_train, x_test = as_sequence(x_train, sequence), as_sequence(x_test, sequence)
     return Dataset(
         name=source.name,
-        x_train=(arrays["x_train"].astype(np.float32) / 255.0),
+        x_train=(x_train.astype(np.float32) / 255.0),
         y_train=arrays["y_train"].astype(np.int64),
-        x_test=(arrays["x_test"].astype(np.float32) / 255.0),
+        x_test=(x_test.astype(np.float32) / 255.0),
         y_test=arrays["y_test"].astype(np.int64),
         origin=source.origin,
         sha256=sha,

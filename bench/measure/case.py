@@ -53,7 +53,7 @@ TIME_COLUMNS = columns(
 )
 # Where a case's wall time goes beyond its steps (a sweep multiplies cases, so this is worth seeing):
 # wall_time_s = startup_s + import_s + build_s + train_time_s + curve_eval_time_s + eval_time_s
-#   + kernel_path_s + phase_split_s + what is left (runtime_info, GPU fields, writing the result).
+#   + kernel_path_s + inference_s + phase_split_s + what is left (runtime_info, GPU fields, writing the result).
 OVERHEAD_COLUMNS = columns(
     "case overhead",
     ("startup_s", "float", "the case's process from its start to the measurement: Python and the harness's imports (Linux; else empty)", {"unit": "s", "fmt": ".2f"}),
@@ -169,6 +169,7 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
     from bench.data import load as load_data
     from bench.measure.curve import BetweenSteps, curve_columns, test_accuracy
     from bench.measure.flops import sgemm_share, train_flops_per_step
+    from bench.measure.inference import measure_inference
     from bench.measure.learning import frozen_weights, learning_problems
     from bench.measure.memory import GpuMemorySampler, device_used_mb, peak_rss_mb
     from bench.measure.phases import measure_phases
@@ -190,7 +191,7 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
         t0 = time.perf_counter()
         if case.device == "cuda" and not adapter.uses_gpu():
             return {"status": Status.FAILED.value, "error": "device 'cuda' asked for, but the framework sees no CUDA GPU"}
-        data = load_data(job.source)
+        data = load_data(job.source, case.sequence, case.model.timesteps, case.model.input_size)
         measured["dataset_sha256"] = data.sha256[:16]
         plan = BatchPlan(len(data.y_train), train.batch_size, train.epochs, train.max_steps, train.seed)
         timer = StepTimer(sync=adapter.sync)
@@ -225,9 +226,12 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
             if shared:
                 return {**measured, **shared}
             frozen = frozen_weights(weights_before, adapter.weight_arrays(model), adapter.keeps_recurrent_bias(case.model.cell))
-            t0 = time.perf_counter()
-            ev = adapter.evaluate(model, data, train)
-            measured["eval_time_s"] = time.perf_counter() - t0
+            if data.has_labels:  # the curve's own function (the same in every framework), so no second path
+                t0 = time.perf_counter()  # to trace: Keras' evaluate() compiled a test function of its own
+                accuracy, loss = test_accuracy(adapter, model, data.x_test, data.y_test, train.eval_batch_size)
+                measured["eval_time_s"] = time.perf_counter() - t0
+            else:  # random labels: nothing to evaluate
+                accuracy = loss = math.nan
         info = adapter.runtime_info(model)
         gpu_fields = _gpu_fields(sampler, adapter, hooks, fit_end, fit.steps, plan.steps_per_epoch, info.device_name)
         # After the main timing, so they cannot perturb it (and after evaluation: they update weights).
@@ -235,6 +239,10 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
         t0 = time.perf_counter()
         measured["kernel_path"] = adapter.kernel_path(model, xb, yb)
         measured["kernel_path_s"] = time.perf_counter() - t0
+        if train.inference and not fit.diverged:
+            measured.update(measure_inference(lambda x: adapter.logits(model, x), data.x_test, train.eval_batch_size))
+        else:
+            measured["infer_reason"] = "training diverged" if fit.diverged else "skipped (--no-inference, or the matrix's)"
         fns = adapter.phase_functions(model, train, xb, yb) if train.phase_rounds else {}
         if fns and not fit.diverged:
             t0 = time.perf_counter()
@@ -263,7 +271,7 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
     else:
         accuracy_reason = None
     report_acc = accuracy_reason is None
-    hooks.finish(fit.steps, _finite(ev.accuracy) if report_acc else None)
+    hooks.finish(fit.steps, _finite(accuracy) if report_acc else None, _finite(loss))
     status = Status.DIVERGED if fit.diverged else Status.NOT_LEARNING if problems else Status.OK
     measured.update(
         status=status.value,
@@ -279,8 +287,8 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
         first_step_loss=_finite(fit.first_loss),
         train_loss=_finite(fit.train_loss),
         train_accuracy=_finite(fit.train_accuracy) if report_acc else None,
-        test_loss=_finite(ev.loss) if report_acc else None,
-        test_accuracy=_finite(ev.accuracy) if report_acc else None,
+        test_loss=_finite(loss) if report_acc else None,
+        test_accuracy=_finite(accuracy) if report_acc else None,
         accuracy_reason=accuracy_reason,
         **stats.columns(),
         throughput_samples_per_s=_finite(throughput(train.batch_size, stats.median_ms)),

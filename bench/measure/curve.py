@@ -3,7 +3,7 @@
 Both run in the case's process after a step's clock has been read (StepTimer.after_step), so
 neither is ever inside a timed step. The curve evaluates the test split every `eval_every` steps
 (default: at each epoch's end) through the adapter's inference logits, and stores (step, training
-seconds, test accuracy); training seconds are the sum of the timed steps up to that point (step 0's
+seconds, test accuracy, test loss); training seconds are the sum of the timed steps up to that point (step 0's
 compilation included, the evaluations themselves excluded), which is what AlgoPerf's
 time-to-result counts. The final point is the case's own evaluation, so the last step is never
 evaluated twice.
@@ -30,17 +30,23 @@ COLUMNS = columns(
     ("curve_steps", "list[int]", "the step of each evaluation of the test split"),
     ("curve_train_s", "list[float]", "training seconds at each evaluation", {"unit": "s"}),
     ("curve_test_accuracy", "list[float]", "test accuracy at each evaluation"),
+    ("curve_test_loss", "list[float]", "cross-entropy on the test split at each evaluation (bench converge compares it)"),
 )
 PROGRESS_PERIOD_S = 1.0  # at most one progress message a second: the runner's display needs no more
 
 
-def test_accuracy(adapter: Any, model: Any, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
-    """Accuracy of the model's inference logits on (x, y), batch by batch."""
-    correct = 0
+def test_accuracy(adapter: Any, model: Any, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of the model's inference logits on (x, y), batch by batch; the
+    loss is computed here from the logits (float64 log-softmax), the same way for every framework."""
+    correct, loss_sum = 0, 0.0
     for start in range(0, len(y), batch_size):
-        logits = adapter.logits(model, x[start : start + batch_size])
-        correct += int((np.argmax(logits, axis=1) == y[start : start + batch_size]).sum())
-    return correct / len(y)
+        logits = np.asarray(adapter.logits(model, x[start : start + batch_size]), dtype=np.float64)
+        labels = y[start : start + batch_size]
+        correct += int((np.argmax(logits, axis=1) == labels).sum())
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_prob = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        loss_sum += float(-log_prob[np.arange(len(labels)), labels].sum())
+    return correct / len(y), loss_sum / len(y)
 
 
 @dataclass
@@ -51,9 +57,10 @@ class BetweenSteps:
     steps_per_epoch: int
     elapsed_s: Callable[[], float]  # training seconds so far (the timer's sum)
     progress: Callable[[dict], None] | None = None
-    evaluate: Callable[[], float] | None = None  # test accuracy now; None: no curve (random labels)
+    evaluate: Callable[[], tuple[float, float]] | None = None  # (test accuracy, test loss) now; None: no curve
     eval_every: int | None = None  # None: once per epoch
-    points: list[tuple[int, float, float]] = field(default_factory=list)  # (step, train seconds, accuracy)
+    # (step, train seconds, accuracy, loss)
+    points: list[tuple[int, float, float, float]] = field(default_factory=list)
     eval_time_s: float = 0.0
     # The window of the timed steps for the GPU meters (energy, clocks): `mark` is the sampler's, the
     # window opens once `window_from` steps are done (step 0 and the warm-up steps), and every
@@ -70,7 +77,7 @@ class BetweenSteps:
         if self.evaluate is not None and step < self.total_steps and step % (self.eval_every or self.steps_per_epoch) == 0:
             before = self.mark() if self.mark is not None and self.window_start is not None else None
             t0 = time.perf_counter()
-            self.points.append((step, self.elapsed_s(), self.evaluate()))
+            self.points.append((step, self.elapsed_s(), *self.evaluate()))
             self.eval_time_s += time.perf_counter() - t0
             if before is not None:
                 self.holes.append((before, self.mark()))
@@ -85,27 +92,28 @@ class BetweenSteps:
                     "loss": loss if loss == loss else None,  # NaN is not JSON
                 })
 
-    def finish(self, steps: int, accuracy: float | None) -> None:
+    def finish(self, steps: int, accuracy: float | None, loss: float | None = None) -> None:
         """Add the case's final evaluation as the curve's last point."""
         if self.evaluate is not None and accuracy is not None:
-            self.points.append((steps, self.elapsed_s(), accuracy))
+            self.points.append((steps, self.elapsed_s(), accuracy, float("nan") if loss is None else loss))
 
 
-def time_to_target(points: list[tuple[int, float, float]], target: float) -> tuple[int | None, float | None]:
+def time_to_target(points: list[tuple], target: float) -> tuple[int | None, float | None]:
     """(steps, training seconds) at the first evaluation at or above `target`, or (None, None)."""
-    for step, seconds, accuracy in points:
+    for step, seconds, accuracy, *_ in points:
         if accuracy >= target:
             return step, seconds
     return None, None
 
 
-def curve_columns(points: list[tuple[int, float, float]], target: float | None, no_accuracy: str | None,
+def curve_columns(points: list[tuple], target: float | None, no_accuracy: str | None,
                   eval_time_s: float) -> dict[str, Any]:
     """The record's curve and time-to-target columns; `no_accuracy` says why the case has no accuracy."""
     cols: dict[str, Any] = {
         "curve_steps": [p[0] for p in points],
         "curve_train_s": [p[1] for p in points],
         "curve_test_accuracy": [p[2] for p in points],
+        "curve_test_loss": [p[3] if len(p) > 3 else float("nan") for p in points],
         "curve_eval_time_s": eval_time_s,
         "target_accuracy": target,
     }

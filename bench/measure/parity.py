@@ -19,13 +19,19 @@ SGD_LR = 0.1
 BATCH = 6
 
 
+# besides 28 rows of 28 pixels: a pixel-like sequence (many timesteps of one feature), so the canonical
+# weights and every adapter's input handling are proven for any shape
+SHAPES = ((28, 28), (11, 1))
+
+
 def parity_specs() -> list[ModelSpec]:
-    return [ModelSpec(cell, units, bi) for cell in CELLS for bi in (False, True) for units in DEPTHS]
+    return [ModelSpec(cell, units, bi, timesteps=t, input_size=f) for t, f in SHAPES for cell in CELLS
+            for bi in (False, True) for units in (DEPTHS if (t, f) == (28, 28) else DEPTHS[:1])]
 
 
-def _batch(seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _batch(seed: int, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return rng.random((BATCH, 28, 28), dtype=np.float32), rng.integers(0, 10, BATCH)
+    return rng.random((BATCH, spec.timesteps, spec.input_size), dtype=np.float32), rng.integers(0, 10, BATCH)
 
 
 def worker_run(job: dict[str, Any]) -> dict[str, Any]:
@@ -48,7 +54,7 @@ def worker_run(job: dict[str, Any]) -> dict[str, Any]:
 
 def measure_spec(adapter: Any, spec: ModelSpec, seed: int) -> dict[str, np.ndarray]:
     """Load the canonical weights for `seed`, then logits, the loss of one SGD step and its update."""
-    x, y = _batch(seed)
+    x, y = _batch(seed, spec)
     train = TrainSpec(optimizer="sgd", learning_rate=SGD_LR, batch_size=BATCH)
     model = adapter.build(spec, train)
     adapter.set_weights(model, torch_scheme(spec, seed))

@@ -9,8 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import adapters
+from bench import data
 from bench.core.errors import BenchInputError
 from bench.core.specs import Case, ModelSpec, TrainSpec
+from bench.planning.sweep import Sweep
 
 DEFAULT_ADAPTERS = ("keras", "torch")
 
@@ -29,6 +31,8 @@ class MatrixDef:
     # used, with a notice, when `dataset` cannot be had without a download and none was asked for
     dataset_fallback: str | None = None
     origin: str = "built-in"
+    sweeps: tuple[Sweep, ...] = ()  # one axis at a time around the cases' own values (bench/planning/sweep.py)
+    sequence: str | None = None  # how the dataset's images are read (None: rows)
 
     def base_cases(self, adapter_names: tuple[str, ...] | None = None) -> list[Case]:
         """The matrix's own cases, before overrides (a grid uses `adapter_names` or the defaults)."""
@@ -36,16 +40,21 @@ class MatrixDef:
             return self.cases()
         assert self.models is not None and self.train is not None
         return [
-            Case(adapter=a, model=m, train=self.train, dataset=self.dataset)
+            Case(adapter=a, model=m, train=self.train, dataset=self.dataset, sequence=self.base_sequence(m))
             for m in self.models()
             for a in (adapter_names or DEFAULT_ADAPTERS)
         ]
+
+    def base_sequence(self, model: ModelSpec) -> str:
+        """rows for an image dataset (or the matrix's sequence), random for synthetic data."""
+        return (self.sequence or "rows") if data.get_info(self.dataset).has_labels else "random"
 
 
 def check_case(case: Case, where: str) -> None:
     """Whether the case's adapter can express its model (and load its init), before any work."""
     info = adapters.get_info(case.adapter)
-    reason = info.unsupported_reason(case.model) or info.precision_reason(case.train.precision)
+    reason = (info.unsupported_reason(case.model) or info.precision_reason(case.train.precision)
+              or info.jit_reason(case.train.jit_compile))
     if reason is None and case.init != "framework":
         why = info.noncanonical_reason(case.model)
         reason = f"--init {case.init} cannot load weights: {why}" if why else None

@@ -18,6 +18,11 @@ and the valid values, before any work starts.
     activation = ["tanh"]        # optional, as are dropout and batch_size
     dropout = [0.0]
 
+    sequence = "rows"            # images: rows (default), pixels or permuted-pixels
+
+    [sweep]                      # optional: each case once per value, one axis at a time
+    units = "32..512"            # a doubling range, "32..512/5" (5 points), or a list [32, 64, 128]
+
     [[case]]                     # and/or explicit cases, each complete
     label = "wide-lstm"          # optional; needed when two cases share adapter/model/batch/seed
     adapter = "torch"
@@ -37,15 +42,16 @@ from typing import Any
 import adapters
 from bench import data
 from bench.core.errors import BenchInputError, choices_text
-from bench.core.specs import Case, ModelSpec, TrainSpec
+from bench.core.specs import IMAGE_SEQUENCES, Case, ModelSpec, TrainSpec
 from bench.planning.matrix_def import MatrixDef, check_case, check_unique
+from bench.planning.sweep import AXES, Sweep, parse_sweep
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-TOP_KEYS = ("description", "dataset", "timeout_s", "train", "grid", "case")
+TOP_KEYS = ("description", "dataset", "timeout_s", "train", "grid", "case", "sequence", "sweep")
 GRID_KEYS = ("adapters", "cells", "units", "layers", "bidirectional", "activation", "dropout", "batch_size")
 CASE_KEYS = ("label", "adapter", "model", "train", "init")
 MODEL_KEYS = tuple(f.name for f in fields(ModelSpec))
@@ -99,6 +105,14 @@ def load_matrix_file(path: Path) -> MatrixDef:
         raise f.error("description", f"invalid value {description!r}; allowed: a string")
     train_defaults = f.check_keys(doc.get("train", {}), TRAIN_KEYS, "[train]")
     base_train = f.spec(TrainSpec, train_defaults, "[train]")
+    images = data.get_info(dataset).has_labels
+    sequence = doc.get("sequence", "rows" if images else "random")
+    if images and sequence not in IMAGE_SEQUENCES:
+        raise f.error("sequence", f"invalid value {sequence!r}; valid sequences: {choices_text(IMAGE_SEQUENCES)}")
+    if not images and sequence != "random":
+        raise f.error("sequence", f"dataset {dataset!r} is random data: shape it with each model's timesteps and "
+                      "input_size instead")
+    sweeps = _sweeps(f, f.check_keys(doc.get("sweep", {}), AXES, "[sweep]"))
 
     cases: list[Case] = []
     if "grid" in doc:
@@ -110,12 +124,36 @@ def load_matrix_file(path: Path) -> MatrixDef:
         cases.append(_explicit_case(f, raw, i, train_defaults, dataset))
     if not cases:
         raise f.error("top level", "declares no cases: add a [grid] table or [[case]] tables")
+    cases = [_sequenced(f, c, sequence, i) for i, c in enumerate(cases, 1)]
     for i, case in enumerate(cases, 1):
         check_case(case, f"{path}: case {i}")
     check_unique(cases, str(path))
     frozen = tuple(cases)
     return MatrixDef(path.stem, description, float(timeout), dataset=dataset, cases=lambda: list(frozen),
-                     origin=str(path))
+                     origin=str(path), sweeps=sweeps, sequence=sequence if images else None)
+
+
+def _sequenced(f: _File, case: Case, sequence: str, i: int) -> Case:
+    """The case read as the file's sequence (images: the sequence's shape; random data: the model's own)."""
+    from dataclasses import replace
+
+    shape = IMAGE_SEQUENCES.get(sequence)
+    model = replace(case.model, timesteps=shape[0], input_size=shape[1]) if shape else case.model
+    try:
+        return replace(case, model=model, sequence=sequence)
+    except BenchInputError as exc:
+        raise f.error(f"case {i}", str(exc)) from None
+
+
+def _sweeps(f: _File, table: dict) -> tuple[Sweep, ...]:
+    out = []
+    for axis, value in table.items():
+        text = f"{axis}={value}" if isinstance(value, str) else f"{axis}=" + ",".join(map(str, value if isinstance(value, list) else [value]))
+        try:
+            out.append(parse_sweep(text))
+        except BenchInputError as exc:
+            raise f.error(f"[sweep] {axis}", str(exc).removeprefix(f"--sweep {text!r}: ")) from None
+    return tuple(out)
 
 
 def _as_list(f: _File, grid: dict, key: str, default: list | None) -> list:

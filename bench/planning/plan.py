@@ -67,6 +67,9 @@ def plan_cases(args: RunOptions) -> tuple[list[Case], MatrixDef, list[str]]:
     overrides = args.overrides
     if overrides.seed is not None and overrides.seed < 0:
         raise BenchInputError(f"--seed: invalid value {overrides.seed}; allowed: an integer >= 0")
+    if overrides.seed is not None and overrides.seeds:
+        raise BenchInputError(f"--seed {overrides.seed} and --seeds {','.join(map(str, overrides.seeds))}: give one; "
+                              "--seeds N runs seeds 0..N-1, --seeds A,B,C those seeds")
     mdef = get_matrix(args.matrix)
     notices = []
     if overrides.dataset is None and args.data_dir is None and mdef.dataset_fallback:  # a --data-dir must hold it

@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from bench.core.status import Status
-from bench.render.view import differences, model_labels
+from bench.render.view import differences, model_labels, with_variants
 from bench.results.columns import table_columns
+from bench.stats.seeds import LEVEL, per_seed, t_interval
 
 CHART_WIDTH_IN, CHART_ROW_IN = 9.0, 0.32
 
@@ -66,16 +67,21 @@ def _ok(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def per_case(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per case (processes of --repeat combined: medians), with its model label."""
-    df = df.assign(model=model_labels(df))
+    """One row per model and adapter: the processes of every seed and repeat combined (medians), test
+    accuracy as the mean over seeds with its t-interval (bench/stats/seeds.py)."""
+    df = with_variants(df).assign(model=model_labels(df))
     agg = {c: "median" for c in ("step_time_ms_median", "step_time_ms_p10", "step_time_ms_p90", "first_step_ms",
-                                 "throughput_samples_per_s", "test_accuracy", "cpu_rss_peak_mb", "gpu_mem_peak_mb",
+                                 "throughput_samples_per_s", "cpu_rss_peak_mb", "gpu_mem_peak_mb",
                                  "gpu_allocator_peak_mb", "forward_ms", "backward_ms", "optimizer_ms",
                                  "time_to_target_s")}
-    out = df.groupby(["case_id", "model", "adapter"], sort=False).agg(agg).reset_index()
-    out["processes"] = df.groupby("case_id", sort=False).size().values
+    groups = df.groupby(["model", "adapter"], sort=False)
+    out = groups.agg(agg).reset_index()
+    accuracy = [t_interval(per_seed(g, "test_accuracy")) for _, g in groups]
+    out["test_accuracy"] = [a.mean if a.n else math.nan for a in accuracy]
+    out["test_accuracy_half"] = [a.half if a.half is not None else math.nan for a in accuracy]
+    out["seeds"] = groups["seed"].nunique().values
+    out["processes"] = groups.size().values
     return out
-
 
 def _colors(adapters: list[str]) -> dict[str, str]:
     palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
@@ -139,17 +145,48 @@ def pareto_front(points: pd.DataFrame) -> pd.Series:
                               for j in range(len(t))) for i in range(len(t))], index=points.index)
 
 
+def place_labels(ax, points: list[tuple[float, float]], texts: list[str], fontsize: float = 7.5) -> list:
+    """Put one short label beside each point where it overlaps no label placed before it: the first of
+    eight positions around the point that is free (in display coordinates), else the least crowded."""
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    offsets = [(4, 4), (4, -10), (-10, 4), (-10, -10), (6, -3), (-14, -3), (-3, 6), (-3, -13)]
+    placed_boxes, labels = [], []
+    for (x, y), text in zip(points, texts, strict=True):
+        best, best_overlap = None, None
+        for dx, dy in offsets:
+            label = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize)
+            box = label.get_window_extent(renderer)
+            overlap = sum(max(0, min(box.x1, b.x1) - max(box.x0, b.x0)) * max(0, min(box.y1, b.y1) - max(box.y0, b.y0))
+                          for b in placed_boxes)
+            if best_overlap is None or overlap < best_overlap:
+                if best is not None:
+                    best.remove()
+                best, best_overlap = label, overlap
+            else:
+                label.remove()
+            if overlap == 0:
+                break
+        placed_boxes.append(best.get_window_extent(renderer))
+        labels.append(best)
+    return labels
+
+
 def chart_accuracy_vs_time(df: pd.DataFrame) -> Chart:
+    """Accuracy against step time: a number beside each point, placed where it overlaps no other, and
+    the key of the numbers beside the chart (24 model names on the points overlapped each other)."""
     plt = _matplotlib()
-    data = per_case(_ok(df))[["model", "adapter", "step_time_ms_median", "test_accuracy"]].dropna()
-    data = data.assign(pareto=pareto_front(data)) if len(data) else data.assign(pareto=[])
-    fig, ax = plt.subplots(figsize=(CHART_WIDTH_IN, 4.2))
+    data = per_case(_ok(df))[["model", "adapter", "step_time_ms_median", "test_accuracy", "test_accuracy_half",
+                               "seeds"]].dropna(subset=["step_time_ms_median", "test_accuracy"])
+    data = data.sort_values(["model", "adapter"], kind="stable").reset_index(drop=True)
+    data = data.assign(pareto=pareto_front(data), number=range(1, len(data) + 1)) if len(data) else \
+        data.assign(pareto=[], number=[])
+    fig, (ax, key) = plt.subplots(1, 2, figsize=(CHART_WIDTH_IN, 4.6), gridspec_kw={"width_ratios": [3, 1.25]})
     colors = _colors(list(dict.fromkeys(data["adapter"])))
     for a, g in data.groupby("adapter", sort=False):
-        ax.scatter(g["step_time_ms_median"], 100 * g["test_accuracy"], color=colors[a], label=a, s=28, zorder=3)
-        for _, r in g.iterrows():
-            ax.annotate(r["model"], (r["step_time_ms_median"], 100 * r["test_accuracy"]), fontsize=7,
-                        xytext=(3, 3), textcoords="offset points")
+        half = 100 * g["test_accuracy_half"].fillna(0)
+        ax.errorbar(g["step_time_ms_median"], 100 * g["test_accuracy"], yerr=half if half.any() else None, fmt="o",
+                    color=colors[a], label=a, markersize=5, capsize=2, zorder=3)
     front = data[data["pareto"]].sort_values("step_time_ms_median")
     if len(front):
         ax.step(front["step_time_ms_median"], 100 * front["test_accuracy"], where="post", color="#444", lw=1,
@@ -158,39 +195,84 @@ def chart_accuracy_vs_time(df: pd.DataFrame) -> Chart:
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, frameon=False)
+    place_labels(ax, list(zip(data["step_time_ms_median"], 100 * data["test_accuracy"], strict=True)),
+                 [str(n) for n in data["number"]])
+    key.axis("off")
+    lines = [f"{n:>2}  {m} · {a}" for n, m, a in zip(data["number"], data["model"], data["adapter"], strict=True)]
+    key.text(0, 1, "\n".join(lines), va="top", ha="left", fontsize=7, family="monospace", transform=key.transAxes)
+    seeds = int(data["seeds"].max()) if len(data) else 1
     caption = "Accuracy against cost; the dashed line joins the setups no other setup beats on both (the Pareto front)."
+    if seeds > 1:
+        caption += f" Accuracy is the mean over {seeds} seeds, the bars its {LEVEL:.0%} t-interval."
     if data.empty:
         caption = "No case of this run has a test accuracy (synthetic data, or no case ok)."
     return Chart("pareto", "Accuracy vs step time", caption, _svg(fig), data)
 
 
-def chart_time_to_accuracy(df: pd.DataFrame) -> Chart:
-    plt = _matplotlib()
+def curve_points(df: pd.DataFrame) -> pd.DataFrame:
+    """Every evaluation of every ok case's process: (model, adapter, seed, repeat, step, train_s, accuracy)."""
+    ok = with_variants(_ok(df)).assign(model=model_labels(_ok(df)))
     rows = []
-    ok = _ok(df).assign(model=model_labels(_ok(df)))
     for _, r in ok.iterrows():
         for step, seconds, acc in zip(r["curve_steps"], r["curve_train_s"], r["curve_test_accuracy"], strict=True):
-            rows.append({"case_id": r["case_id"], "repeat": r["repeat"], "model": r["model"], "adapter": r["adapter"],
-                         "step": step, "train_s": seconds, "test_accuracy": acc})
-    data = pd.DataFrame(rows, columns=["case_id", "repeat", "model", "adapter", "step", "train_s", "test_accuracy"])
-    fig, ax = plt.subplots(figsize=(CHART_WIDTH_IN, 4.2))
-    colors = _colors(list(dict.fromkeys(data["adapter"])))
+            rows.append({"case_id": r["case_id"], "repeat": r["repeat"], "seed": r["seed"], "model": r["model"],
+                         "adapter": r["adapter"], "step": step, "train_s": seconds, "test_accuracy": acc})
+    return pd.DataFrame(rows, columns=["case_id", "repeat", "seed", "model", "adapter", "step", "train_s",
+                                       "test_accuracy"])
+
+
+def curve_bands(points: pd.DataFrame) -> pd.DataFrame:
+    """Per model, adapter and evaluation step: the median training seconds, the mean accuracy over seeds
+    and its spread (lowest and highest seed), each seed's processes first reduced to their median."""
+    per_seed_points = points.groupby(["model", "adapter", "step", "seed"], sort=False).median(numeric_only=True)
+    grouped = per_seed_points.reset_index().groupby(["model", "adapter", "step"], sort=False)
+    out = grouped.agg(train_s=("train_s", "median"), accuracy=("test_accuracy", "mean"),
+                      low=("test_accuracy", "min"), high=("test_accuracy", "max"), seeds=("seed", "nunique"))
+    return out.reset_index()
+
+
+def chart_time_to_accuracy(df: pd.DataFrame) -> Chart:
+    """Small multiples: one panel per model, one line per adapter (the mean over seeds, its band the
+    lowest to the highest seed), so 24 cases no longer share one panel and a 24-entry legend."""
+    plt = _matplotlib()
+    data = curve_points(df)
+    bands = curve_bands(data) if len(data) else data
     models = list(dict.fromkeys(data["model"]))
-    styles = {m: ["-", "--", ":", "-."][k % 4] for k, m in enumerate(models)}
-    for (_, rep), g in data.groupby(["case_id", "repeat"], sort=False):
-        first = g.iloc[0]
-        ax.plot(g["train_s"], 100 * g["test_accuracy"], marker="o", markersize=3, color=colors[first["adapter"]],
-                ls=styles[first["model"]], label=f"{first['adapter']} {first['model']}" if rep == 0 else None)
-    targets = ok["target_accuracy"].dropna().unique()
-    for t in targets:
-        ax.axhline(100 * t, color="#888", lw=0.8, ls=":")
-    ax.set_xlabel("training seconds (summed step times)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.grid(alpha=0.3)
-    if len(data):
-        ax.legend(fontsize=7, frameon=False, ncol=2)
-    caption = ("Test accuracy over training time, evaluated every --eval-every steps outside the training clock; the "
-               "dotted line is the target accuracy.") if len(data) else "No accuracy curve in this run (synthetic data)."
+    cols = min(3, max(1, len(models)))
+    rows = max(1, math.ceil(len(models) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(CHART_WIDTH_IN, 0.6 + 2.3 * rows), squeeze=False, sharey=True)
+    adapters = list(dict.fromkeys(data["adapter"]))
+    colors = _colors(adapters)
+    targets = _ok(df)["target_accuracy"].dropna().unique()
+    for ax, model in zip(axes.flat, models, strict=False):
+        for a in adapters:
+            g = bands[(bands["model"] == model) & (bands["adapter"] == a)]
+            if g.empty:
+                continue
+            ax.plot(g["train_s"], 100 * g["accuracy"], marker="o", markersize=2.5, color=colors[a], label=a)
+            if (g["seeds"] > 1).any():
+                ax.fill_between(g["train_s"], 100 * g["low"], 100 * g["high"], color=colors[a], alpha=0.18, lw=0)
+        for t in targets:
+            ax.axhline(100 * t, color="#888", lw=0.8, ls=":")
+        ax.set_title(model, fontsize=8.5)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(models):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("test accuracy (%)")
+    for ax in axes[-1, :]:
+        ax.set_xlabel("training seconds")
+    if adapters:
+        fig.legend(handles=[plt.Line2D([], [], color=colors[a], marker="o", markersize=3, label=a) for a in adapters],
+                   loc="upper center", ncol=len(adapters), frameon=False, fontsize=8, bbox_to_anchor=(0.5, 1.0))
+        fig.tight_layout(rect=(0, 0, 1, 0.97))
+    seeds = int(bands["seeds"].max()) if len(bands) else 1
+    caption = ("Test accuracy over training time (summed step times), one panel per model, evaluated every "
+               "--eval-every steps outside the training clock; the dotted line is the target accuracy.")
+    if seeds > 1:
+        caption += f" Lines are the mean over {seeds} seeds, bands the lowest to the highest seed."
+    if data.empty:
+        caption = "No accuracy curve in this run (synthetic data)."
     return Chart("time_to_accuracy", "Time to accuracy", caption, _svg(fig), data)
 
 
@@ -229,6 +311,51 @@ def chart_phases(df: pd.DataFrame) -> Chart:
     ax.grid(axis="x", alpha=0.3)
     return Chart("phases", "Forward / backward / optimizer", "Split of a step, from interleaved synchronized calls "
                  "measured after training (differences of medians).", _svg(fig), data)
+
+
+def chart_sweeps(df: pd.DataFrame) -> Chart | None:
+    """One row per swept axis and model family: step time against the axis on log-log axes, one line per
+    adapter with its fitted exponent, the crossovers marked; beside it, memory against the axis."""
+    from bench.stats.scaling import FLOP_EXPONENT, sweep_series
+
+    found = sweep_series(df)
+    if not found:
+        return None
+    plt = _matplotlib()
+    fig, axes = plt.subplots(len(found), 2, figsize=(CHART_WIDTH_IN, 0.4 + 2.8 * len(found)), squeeze=False,
+                             gridspec_kw={"width_ratios": [2, 1]})
+    colors = _colors(list(dict.fromkeys(a for s in found for a in s.times)))
+    rows = []
+    for (ax, mem_ax), s in zip(axes, found, strict=True):
+        for a, times in s.times.items():
+            fit = s.fits[a]
+            label = a if fit is None else f"{a}: b = {fit.exponent:.2f}" + (
+                f" [{fit.low:.2f}, {fit.high:.2f}]" if fit.low is not None else "")
+            ax.plot(s.values, [t if t is not None else np.nan for t in times], marker="o", markersize=3.5,
+                    color=colors[a], label=label)
+            mem_ax.plot(s.values, [m if m is not None else np.nan for m in s.memory[a]], marker="o", markersize=3,
+                        color=colors[a])
+            rows += [{"axis": s.axis, "family": s.family, "adapter": a, "value": v, "step_time_ms": t,
+                      "memory_mb": m} for v, t, m in zip(s.values, times, s.memory[a], strict=True)]
+        for c in s.crossings:
+            ax.axvline(c.at, color="#888", lw=0.8, ls=":")
+            ax.annotate(f"{c.below} | {c.above}\n~{c.at:,.0f}", (c.at, ax.get_ylim()[1]), fontsize=7, ha="center",
+                        va="top", xytext=(0, -2), textcoords="offset points")
+        for a_ in (ax, mem_ax):
+            a_.set_xscale("log", base=2)
+            a_.set_xlabel(s.axis)
+            a_.grid(alpha=0.3, which="both")
+        ax.set_yscale("log")
+        ax.set_ylabel("ms per step")
+        ax.set_title(f"{s.family}", fontsize=8.5)
+        ax.legend(fontsize=7, frameon=False, title=f"b: fitted exponent (FLOP model {FLOP_EXPONENT.get(s.axis, 0):g})",
+                  title_fontsize=7)
+        mem_ax.set_ylabel(s.memory_label, fontsize=8)
+    fig.tight_layout()
+    caption = ("Step time against each swept axis (log-log), one line per adapter with the least-squares exponent b "
+               "and its 95% interval; dotted lines mark where the fastest adapter changes (interpolated). Right: "
+               "peak memory against the same axis.")
+    return Chart("sweeps", "Sweeps: cost curves", caption, _svg(fig), pd.DataFrame(rows))
 
 
 def chart_compare(results) -> Chart:
@@ -324,6 +451,9 @@ def render(runs: list[tuple[pd.DataFrame, dict[str, Any]]], comparison=None) -> 
     """The page for one run (or two: the second compared with the first) and the charts it holds."""
     df, meta = runs[-1]
     charts = [make(df) for make in CHARTS]
+    sweeps = chart_sweeps(df)
+    if sweeps is not None:
+        charts.insert(0, sweeps)
     if comparison is not None:
         charts.append(chart_compare(comparison))
     notes = list(meta.get("notices") or []) + differences(df)

@@ -144,6 +144,10 @@ def print_run(df: pd.DataFrame, console: Console | None = None, title: str = "rn
         console.print(problems)
     for line in notes(df):
         console.print(f"[dim]note: {line}[/]")
+    from bench.render.view import break_even_notes
+
+    for line in break_even_notes(df):
+        console.print(f"note: {line}")
 
 
 VERDICT_STYLE = {

@@ -15,7 +15,7 @@ tables. `show --long` prints every column of every case.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -26,19 +26,28 @@ from rich.table import Table
 from bench.core.spread import cv
 from bench.core.status import Status
 from bench.measure.steps import UNSTABLE_CV
-from bench.stats.break_even import break_evens, describe
+from bench.stats.break_even import break_evens, describe, variant
 from bench.stats.compare import mixed_machines
+from bench.stats.seeds import (
+    ALPHA,
+    LEVEL,
+    Interval,
+    Reached,
+    accuracy_gaps,
+    format_accuracy,
+    is_seed_part,
+    per_seed,
+    t_interval,
+    time_to_target,
+)
 
 CELL_ORDER = {"rnn": 0, "gru": 1, "lstm": 2}
-SHORT_STATUS = {
-    Status.FAILED: "FAILED", Status.TIMEOUT: "TIMEOUT", Status.OOM: "OOM", Status.DIVERGED: "diverged",
-    Status.NOT_LEARNING: "no-learn", Status.UNAVAILABLE: "n/a",
-}
 # Column kinds in the order they are dropped when the view is too wide (ms/step is never dropped).
 DROP_ORDER = ("tta", "factor", "acc")
 FASTEST = "*"
 UNSTABLE = "~"
 THROTTLED = "!"
+LOWER = "↓"  # accuracy significantly below the row's best (Welch over seeds)
 
 
 @dataclass(frozen=True)
@@ -48,16 +57,23 @@ class Cell:
     status: str
     ms: float | None
     unstable: bool
-    accuracy: float | None
-    tta_s: float | None
+    accuracy: Interval | None  # mean over seeds, with its t-interval from two seeds on
+    tta: Reached
     processes: int
     throttled: bool = False  # the GPU slowed its clocks (power, thermal) while steps were timed
+    lower: bool = False  # accuracy significantly below the row's best adapter's (two seeds or more a side)
+    accuracies: tuple[float, ...] = ()  # one per seed
+
+    @property
+    def tta_s(self) -> float | None:
+        return self.tta.median_s
 
 
 def model_labels(df: pd.DataFrame) -> pd.Series:
     """The row label of each case: its model, plus the case-id parts that vary within the run
-    (batch, dataset, seed, init), and the case's own label where it has one."""
-    parts = df["case_id"].str.split("/")
+    (batch, dataset, init, precision), and the case's own label where it has one. Never the seed: a
+    seed is a sample of the same setup, so a model's seeds are one row (bench/stats/seeds.py)."""
+    parts = df["case_id"].str.split("/").map(lambda p: [x for x in p if not is_seed_part(x) and not x.startswith("jit-")])
     model_part = parts.map(lambda p: next(i for i, x in enumerate(p) if x.startswith(("rnn-", "gru-", "lstm-"))))
     rest = parts.combine(model_part, lambda p, i: p[i + 1:])
     width = rest.map(len).max() if len(rest) else 0
@@ -68,6 +84,14 @@ def model_labels(df: pd.DataFrame) -> pd.Series:
     return pd.Series(labels, index=df.index)
 
 
+def with_variants(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows with each adapter named with its compile switch ('keras jit-on'), so that the two modes of
+    one adapter are two column groups of the view, as two adapters are."""
+    if "jit_compile" not in df or df["jit_compile"].fillna("auto").eq("auto").all():
+        return df
+    return df.assign(adapter=[variant(a, j) for a, j in zip(df["adapter"], df["jit_compile"], strict=True)])
+
+
 def _sort_key(row: pd.Series) -> tuple:
     units = [int(u) for u in str(row["units"]).split(",") if u]
     return (CELL_ORDER.get(row["cell"], 9), bool(row["bidirectional"]), sum(units), row["_model"])
@@ -75,7 +99,7 @@ def _sort_key(row: pd.Series) -> tuple:
 
 def cells(df: pd.DataFrame) -> tuple[list[str], list[str], dict[tuple[str, str], Cell]]:
     """(models in display order, adapters in first-seen order, (model, adapter) -> Cell)."""
-    df = df.assign(_model=model_labels(df))
+    df = with_variants(df).assign(_model=model_labels(df))
     firsts = df.drop_duplicates("_model")
     models = [r["_model"] for _, r in sorted(firsts.iterrows(), key=lambda kv: _sort_key(kv[1]))]
     adapters = list(dict.fromkeys(df["adapter"]))
@@ -85,16 +109,19 @@ def cells(df: pd.DataFrame) -> tuple[list[str], list[str], dict[tuple[str, str],
         ms = g["step_time_ms_median"].dropna()
         within = g["step_time_cv"].dropna()
         between = cv(ms) if len(ms) > 1 else 0.0  # one process: no spread between processes
+        accuracies = per_seed(g, "test_accuracy")
         out[(model, adapter)] = Cell(
             status=bad[0] if bad else Status.OK.value,
             ms=float(np.median(ms)) if len(ms) and not bad else None,
             unstable=bool((within > UNSTABLE_CV).any() or between > UNSTABLE_CV),
-            accuracy=float(g["test_accuracy"].median()) if g["test_accuracy"].notna().any() else None,
-            tta_s=float(g["time_to_target_s"].median()) if g["time_to_target_s"].notna().any() else None,
+            accuracy=t_interval(accuracies) if accuracies else None,
+            tta=time_to_target(g),
             processes=len(g),
             throttled=bool(g["gpu_throttled"].eq(True).any()) if "gpu_throttled" in g else False,
+            accuracies=tuple(accuracies),
         )
-    return models, adapters, out
+    lower = {(gap.model, gap.other) for gap in accuracy_gaps(df) if gap.significant}
+    return models, adapters, {k: replace(c, lower=True) if k in lower else c for k, c in out.items()}
 
 
 def _fastest(models: list[str], adapters: list[str], grid: dict) -> dict[str, float]:
@@ -110,7 +137,7 @@ def _ms_text(c: Cell | None, best: float | None) -> str:
     if c is None:
         return ""
     if c.ms is None:
-        return f"[{Status(c.status).style}]{SHORT_STATUS.get(Status(c.status), c.status)}[/]"
+        return f"[{Status(c.status).style}]{Status(c.status).short}[/]"
     text = f"{c.ms:.2f}" + (UNSTABLE if c.unstable else "")
     text = f"[bold green]{text}[/]" if best is not None and c.ms == best else text
     return text + (f"[bold yellow]{THROTTLED}[/]" if c.throttled else "")
@@ -124,13 +151,15 @@ def _factor_text(c: Cell | None, best: float | None) -> str:
 
 
 def _acc_text(c: Cell | None) -> str:
-    return "" if c is None or c.accuracy is None else f"{100 * c.accuracy:.1f}%"
+    if c is None or c.accuracy is None:
+        return ""
+    return format_accuracy(c.accuracy) + (f"[bold red]{LOWER}[/]" if c.lower else "")
 
 
 def _tta_text(c: Cell | None) -> str:
-    if c is None or c.tta_s is None:
-        return "-" if c is not None and c.accuracy is not None else ""
-    return f"{c.tta_s:.1f}s"
+    if c is None or (c.tta_s is None and c.accuracy is None):
+        return ""
+    return c.tta.text()
 
 
 def build(models: list[str], adapters: list[str], grid: dict, kinds: tuple[str, ...], title: str | None) -> Table:
@@ -190,15 +219,18 @@ def comparison_tables(df: pd.DataFrame, width: int, title: str | None = None) ->
     return tables, ()
 
 
-def legend(kinds: tuple[str, ...], repeats: int) -> str:
-    parts = ["ms/step: median step time" + (f" (median of {repeats} processes)" if repeats > 1 else "")
+def legend(kinds: tuple[str, ...], processes: int, seeds: int = 1) -> str:
+    parts = ["ms/step: median step time" + (f" (median of {processes} processes)" if processes > 1 else "")
              + f"; bold green = fastest of the row; {UNSTABLE} = unstable (CV > {UNSTABLE_CV:g})"]
     if "factor" in kinds:
         parts.append(f"x: factor to the fastest ({FASTEST})")
     if "acc" in kinds:
-        parts.append("acc: test accuracy")
+        parts.append("acc: test accuracy" + (
+            f", mean ± {LEVEL:.0%} t-interval over {seeds} seeds; {LOWER} = significantly below the row's best "
+            f"(Welch's t-test over seeds, alpha {ALPHA:g})" if seeds > 1 else ""))
     if "tta" in kinds:
-        parts.append("to tgt: training seconds to the target accuracy ('-': never reached)")
+        parts.append("to tgt: training seconds to the target accuracy ('-': never reached)"
+                     + (f"; median over the seeds that reached it, k/{seeds} = how many did" if seeds > 1 else ""))
     return "; ".join(parts)
 
 
@@ -206,7 +238,8 @@ def differences(df: pd.DataFrame) -> list[str]:
     """What differs between the adapters of the run besides the framework, and where it can explain
     an accuracy gap, with the option that removes it."""
     df = df.assign(_model=model_labels(df))
-    out = _adapter_differences(df) if df["adapter"].nunique() > 1 else []
+    variants = with_variants(df)
+    out = _adapter_differences(variants) if variants["adapter"].nunique() > 1 else []
     if "gpu_throttled" in df and df["gpu_throttled"].eq(True).any():
         hot = df[df["gpu_throttled"].eq(True)]
         shown = ", ".join(f"{m} {a} ({r})" for m, a, r in zip(hot["_model"], hot["adapter"], hot["gpu_throttle_reasons"],
@@ -234,20 +267,48 @@ def break_even_notes(df: pd.DataFrame) -> list[str]:
 
 def _adapter_differences(df: pd.DataFrame) -> list[str]:
     out = []
-    gaps = []
-    for model, g in df[df["test_accuracy"].notna()].groupby("_model", sort=False):
-        acc = g.groupby("adapter")["test_accuracy"].median()
-        if len(acc) > 1 and acc.max() - acc.min() >= 0.02:
-            gaps.append(f"{model} ({acc.idxmin()} {100 * acc.min():.1f}% vs {acc.idxmax()} {100 * acc.max():.1f}%)")
-    if (df["init"] == "framework").all():
+    gaps = accuracy_gaps(df)
+    tested = [g for g in gaps if g.p_value is not None]
+    same_init = not (df["init"] == "framework").all()
+    if tested:  # two seeds or more a side: say which gaps are real
+        seeds = seed_count(df)
+        real = [g for g in tested if g.significant]
+        noise = [g for g in tested if not g.significant]
+        test = f"Welch's t-test over {seeds} seeds, alpha {ALPHA:g}"
+        if real:
+            shown = _first(real)
+            if not same_init:
+                out.append(f"significant accuracy gaps ({test}): {shown}; starting weights differ (each adapter uses "
+                           "its framework's default initializers), which can explain them: --init keras (or torch) "
+                           "starts every adapter from the same weights")
+            else:
+                out.append(f"significant accuracy gaps with identical starting weights ({test}): {shown}")
+        elif not same_init:
+            out.append("starting weights differ: each adapter uses its framework's default initializers")
+        if noise:
+            out.append(f"accuracy gaps within noise ({test}): {_first(noise)}")
+        return out + _setting_differences(df)
+    wide = [g for g in gaps if g.best_acc.mean - g.other_acc.mean >= 0.02]
+    if not same_init:
         line = "starting weights differ: each adapter uses its framework's default initializers"
-        if gaps:
-            shown = ", ".join(gaps[:3]) + (f" and {len(gaps) - 3} more" if len(gaps) > 3 else "")
-            line += f"; the accuracy gaps on {shown} can come from that: --init keras (or torch) starts every adapter " \
-                    "from the same weights"
+        if wide:
+            line += f"; the accuracy gaps on {_first(wide)} can come from that: --init keras (or torch) starts every " \
+                    "adapter from the same weights"
         out.append(line)
-    elif gaps:
-        out.append("accuracy gaps of 2 points or more with identical starting weights: " + ", ".join(gaps[:3]))
+    elif wide:
+        out.append("accuracy gaps of 2 points or more with identical starting weights: " + _first(wide))
+    if wide:
+        out.append("one seed per case: --seeds 3 tells which accuracy gaps are larger than the spread between seeds")
+    return out + _setting_differences(df)
+
+
+def _first(gaps: list, shown: int = 3) -> str:
+    text = ", ".join(g.text() for g in gaps[:shown])
+    return text + (f" and {len(gaps) - shown} more" if len(gaps) > shown else "")
+
+
+def _setting_differences(df: pd.DataFrame) -> list[str]:
+    out = []
     for column, name, option in (("adam_epsilon", "Adam epsilon", "a matrix file's [train] adam_epsilon"),
                                  ("learning_rate", "learning rate", "a matrix file's [train] learning_rate"),
                                  ("batch_size", "batch size", "--batch-size"),
@@ -264,15 +325,35 @@ def _fmt(v) -> str:
     return f"{v:g}" if isinstance(v, float) and not math.isnan(v) else str(v)
 
 
+def seed_count(df: pd.DataFrame) -> int:
+    """The most seeds any one row of the view holds."""
+    labelled = with_variants(df).assign(_model=model_labels(df))
+    return int(labelled.groupby(["_model", "adapter"])["seed"].nunique().max()) if len(df) else 0
+
+
+def processes_per_cell(df: pd.DataFrame) -> int:
+    """The most processes (seeds x repeats) behind one step time of the view."""
+    labelled = with_variants(df).assign(_model=model_labels(df))
+    return int(labelled.groupby(["_model", "adapter"]).size().max()) if len(df) else 0
+
+
 def print_view(df: pd.DataFrame, console: Console, title: str | None = None) -> None:
     """The comparison view at the console's width, its legend, and what differs between adapters."""
     if df.empty:
         console.print("no cases")
         return
+    from bench.render.sweeps import print_sweeps
+
+    swept = "sweep_axes" in df and df["sweep_axes"].fillna("").astype(bool).all()
+    if swept and title:
+        console.print(f"[bold]{title}[/]")
+    if print_sweeps(df, console) and swept:  # a sweep's answer is its curves; a mixed run gets both views
+        for line in differences(df):
+            console.print(f"note: {line}")
+        return
     tables, kinds = comparison_tables(df, console.width, title)
     for table in tables:
         console.print(table)
-    repeats = int(df.groupby("case_id").size().max())
-    console.print(f"[dim]{legend(kinds, repeats)}[/]")
+    console.print(f"[dim]{legend(kinds, processes_per_cell(df), seed_count(df))}[/]")
     for line in differences(df):
         console.print(f"note: {line}")

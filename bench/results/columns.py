@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bench.core.columns import Column, columns
 from bench.core.status import STATUSES, Status
-from bench.measure import case, curve, environment, flops, memory, phases, steps
+from bench.measure import case, curve, environment, flops, inference, memory, phases, steps
 
 CASE_COLUMNS = (
     *columns("identity",
@@ -45,6 +45,15 @@ CASE_COLUMNS = (
              required=True),
     Column("precision", "str", "training", "fp32, tf32, bf16 or fp16: what was asked (matmul_precision: what was "
            "in force)", default="fp32"),
+    Column("sequence", "str", "sequence", "how an image is read: rows (28x28), pixels (784x1), permuted-pixels "
+           "(784x1, psMNIST); random for synthetic data", default="rows"),
+    Column("timesteps", "int", "sequence", "timesteps of each example", default=28),
+    Column("features", "int", "sequence", "features per timestep", default=28),
+    Column("permutation_seed", "int", "sequence", "the seed of the fixed pixel order (permuted-pixels only)"),
+    Column("sweep_axes", "str", "identity", "the sweeps this case is a point of, comma-separated (units, timesteps, "
+           "batch_size, layers); '' outside sweeps", default=""),
+    Column("jit_compile", "str", "training", "auto, on or off: Keras' compile(jit_compile=...) as asked (auto: Keras' "
+           "choice; compile_mode says what ran)", default="auto"),
     Column("repeat", "int", "identity", "which of the case's processes this is (run --repeat K: 0..K-1)", default=0,
            table=True),
 )
@@ -66,7 +75,7 @@ RUN_COLUMNS = columns(
 ALL: tuple[Column, ...] = (
     *CASE_COLUMNS, *OUTCOME_COLUMNS, *RUN_COLUMNS, *case.RUNTIME_COLUMNS, *case.RESULT_COLUMNS,
     *steps.COLUMNS, *case.TIME_COLUMNS, *case.OVERHEAD_COLUMNS, *memory.COLUMNS, *memory.STATE_COLUMNS, *case.PATH_COLUMNS,
-    *phases.COLUMNS, *flops.COLUMNS, *environment.COLUMNS, *curve.COLUMNS, *steps.RAW_COLUMNS,
+    *phases.COLUMNS, *inference.COLUMNS, *flops.COLUMNS, *environment.COLUMNS, *curve.COLUMNS, *steps.RAW_COLUMNS,
 )
 BY_NAME: dict[str, Column] = {c.name: c for c in ALL}
 if len(BY_NAME) != len(ALL):  # a name declared twice would silently shadow the other

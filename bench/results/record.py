@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from bench.core.specs import Case
+from bench.core.specs import PERMUTATION_SEED, Case
 from bench.results.columns import ALL
 
 # 2: `repeat` (run --repeat K), and where each case ran (`host`, `executor`, `node`)
@@ -20,7 +20,10 @@ from bench.results.columns import ALL
 # 5: step_time_cv is the sample CV (ddof=1), the harness's one CV (bench/core/spread.py); it was the
 #    population CV, smaller by sqrt((n-1)/n): 0.17% at 300 timed steps; where a case's time goes beyond
 #    its steps (startup_s, import_s, build_s, kernel_path_s, phase_split_s)
-SCHEMA_VERSION = 5
+# 6: `curve_test_loss` (the test loss at each curve evaluation, what `bench converge` compares) and
+#    `jit_compile` (Keras' compile switch as a case setting); the sequence shape (`sequence`, `timesteps`,
+#    `features`, `permutation_seed`) and `sweep_axes`
+SCHEMA_VERSION = 6
 
 
 
@@ -57,6 +60,12 @@ class _RecordMethods:
             threads=threads,
             init=case.init,
             precision=t.precision,
+            jit_compile=t.jit_compile,
+            sequence=case.sequence,
+            timesteps=m.timesteps,
+            features=m.input_size,
+            permutation_seed=PERMUTATION_SEED if case.sequence == "permuted-pixels" else None,
+            sweep_axes=",".join(case.sweep_axes),
         )
 
     def with_measurements(self, measured: dict[str, Any]) -> Record:

@@ -1,5 +1,10 @@
-"""Compile cost and its break-even: after how many steps a compiled adapter's training has cost less
-than its eager twin's (`adapters.AdapterInfo.eager`, e.g. torch-compile -> torch), from one run.
+"""Compile cost and its break-even: after how many steps a compiled setup's training has cost less than
+the same training uncompiled, from one run. Two kinds of pairs:
+
+- an adapter and its eager twin (`adapters.AdapterInfo.eager`, e.g. torch-compile -> torch);
+- one Keras adapter with Keras' compile switch on (or auto, where auto compiled) against the same
+  adapter with it off (`run --jit-compile on,off`): XLA against tf.function on TF, jax.jit against eager
+  JAX, torch.compile against eager torch on keras-torch. `compile_mode` says what each ran.
 
 n steps cost the first step plus n - 1 steady steps (the case's median step). The compiled adapter
 has paid back at the first n where
@@ -22,8 +27,18 @@ import pandas as pd
 
 import adapters
 
-# What makes two cases the same model trained the same way, apart from the adapter.
+# What makes two cases the same model trained the same way, apart from the adapter and its compile switch.
 PAIR_COLUMNS = ("model_key", "batch_size", "dataset", "seed", "precision", "device")
+
+
+def variant(adapter: str, jit_compile: str | None) -> str:
+    """An adapter with its compile switch, as tables name it: 'keras', 'keras jit-on'."""
+    return adapter if jit_compile in (None, "auto") or jit_compile != jit_compile else f"{adapter} jit-{jit_compile}"
+
+
+def model_key(case_id: str) -> str:
+    """The case id without its adapter and its jit part: what the two sides of a pair share."""
+    return "/".join(p for p in case_id.split("/")[1:] if not p.startswith("jit-"))
 
 
 @dataclass(frozen=True)
@@ -64,24 +79,33 @@ def break_evens(df: pd.DataFrame, eager_of: Mapping[str, str | None] | None = No
     ok = df[df["status"] == "ok"].copy()
     if ok.empty:
         return []
-    ok["model_key"] = ok["case_id"].str.split("/", n=1).str[1]
+    ok["model_key"] = ok["case_id"].map(model_key)
     ok["_label"] = labels.loc[ok.index] if labels is not None else ok["model_key"]
-    per = ok.groupby(["adapter", *PAIR_COLUMNS], sort=False, dropna=False).agg(
-        first=("first_step_ms", "median"), median=("step_time_ms_median", "median"), label=("_label", "first"))
+    ok["_jit"] = ok["jit_compile"].fillna("auto") if "jit_compile" in ok else "auto"
+    ok["_mode"] = ok["compile_mode"].fillna("") if "compile_mode" in ok else ""
+    per = ok.groupby(["adapter", "_jit", *PAIR_COLUMNS], sort=False, dropna=False).agg(
+        first=("first_step_ms", "median"), median=("step_time_ms_median", "median"), label=("_label", "first"),
+        mode=("_mode", "first"))
     out = []
-    for (adapter, *key), row in per.iterrows():
+    for (adapter, jit, *key), row in per.iterrows():
+        twins = []
         eager = eager_of.get(adapter)
-        if not eager or (eager, *key) not in per.index:
-            continue
-        twin = per.loc[(eager, *key)]
-        if any(pd.isna(v) for v in (row["first"], row["median"], twin["first"], twin["median"])):
-            continue
-        out.append(BreakEven(
-            model=row["label"], compiled=adapter, eager=eager,
-            compile_s=(row["first"] - row["median"]) / 1000.0,
-            gain_ms=float(twin["median"] - row["median"]),
-            steps=break_even_steps(row["first"], row["median"], twin["first"], twin["median"]),
-        ))
+        if eager and jit == "auto":
+            twins.append((eager, "auto"))
+        if jit != "off" and (adapter, "off", *key) in per.index and per.loc[(adapter, "off", *key)]["mode"] != row["mode"]:
+            twins.append((adapter, "off"))  # the same adapter uncompiled (auto counts where it compiled)
+        for twin_adapter, twin_jit in twins:
+            if (twin_adapter, twin_jit, *key) not in per.index:
+                continue
+            twin = per.loc[(twin_adapter, twin_jit, *key)]
+            if any(pd.isna(v) for v in (row["first"], row["median"], twin["first"], twin["median"])):
+                continue
+            out.append(BreakEven(
+                model=row["label"], compiled=variant(adapter, jit), eager=variant(twin_adapter, twin_jit),
+                compile_s=(row["first"] - row["median"]) / 1000.0,
+                gain_ms=float(twin["median"] - row["median"]),
+                steps=break_even_steps(row["first"], row["median"], twin["first"], twin["median"]),
+            ))
     return out
 
 

@@ -12,7 +12,10 @@ statistically significant, and neither side is too noisy to judge (CV above a li
   speed, so this method needs a large threshold (the default 25%) to stay quiet across processes.
 
 Scalar fields (throughput, accuracy, memory) are judged by the threshold alone, on the median over
-a case's processes. For two versions measured side by side in one job, use `bench ab`.
+a case's processes; when both runs hold two seeds or more of a case (`run --seeds N`), by the threshold
+and Welch's t-test over the per-seed values at the view's alpha (bench/stats/seeds.py), so a gap the
+view calls noise is never a regression here. A case's seeds are one case: every seed's process is one
+more process of its step time. For two versions measured side by side in one job, use `bench ab`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from bench.core.spread import cv_or_inf
 from bench.measure.steps import timed_times
 from bench.results.columns import gate_fields
 from bench.stats.processes import BOOTSTRAP_RESAMPLES
+from bench.stats.seeds import ALPHA as SEEDS_ALPHA
+from bench.stats.seeds import per_seed, seedless_id, welch_p
 
 # field -> +1 if larger is worse (time, memory), -1 if smaller is worse (throughput, accuracy)
 # The gate fields: +1 where larger is worse, -1 where larger is better (declared with their columns).
@@ -162,6 +167,41 @@ def compare_scalar(case_id: str, field: str, base: Any, cur: Any, pct: float) ->
     return Comparison(case_id, field, verdict, float(base), float(cur), ratio)
 
 
+def compare_over_seeds(case_id: str, field: str, base: pd.DataFrame, cur: pd.DataFrame, pct: float) -> Comparison:
+    """A scalar field over seeds: the mean per side, a regression only beyond the threshold and with
+    Welch's p < the view's alpha (bench/stats/seeds.py)."""
+    b, c = per_seed(base, field), per_seed(cur, field)
+    if not b or not c:
+        return Comparison(case_id, field, "inconclusive", note=f"{field} not measured on both sides")
+    bm, cm = float(np.mean(b)), float(np.mean(c))
+    if bm == 0:
+        return Comparison(case_id, field, "inconclusive", note=f"{field} is 0 in the baseline")
+    ratio = cm / bm
+    p = welch_p(b, c)
+    change = (ratio - 1) * FIELDS[field]  # > 0 means worse
+    limit = pct / 100
+    significant = p is not None and p < SEEDS_ALPHA
+    verdict = ("regression" if change > limit else "improvement" if change < -limit else "unchanged") \
+        if significant else "unchanged"
+    note = "" if significant or abs(change) <= limit else f"beyond {pct:g}% but within the spread between seeds"
+    return Comparison(case_id, field, verdict, bm, cm, ratio, p_value=p, note=note,
+                      method=f"Welch's t-test over {len(b)} vs {len(c)} seeds, alpha {SEEDS_ALPHA:g}")
+
+
+def case_groups(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """A run's rows by case, a case's seeds together (its rows are every process of every seed)."""
+    return {k: g for k, g in df.groupby(df["case_id"].map(seedless_id), sort=False)}
+
+
+def _shown_id(key: str, b: pd.DataFrame | None, c: pd.DataFrame | None) -> str:
+    """The case id when the case has one seed in both runs, else the id with its seeds listed."""
+    ids = sorted(set().union(*(set(g["case_id"]) for g in (b, c) if g is not None)))
+    if len(ids) == 1:
+        return ids[0]
+    seeds = sorted(set().union(*(set(g["seed"]) for g in (b, c) if g is not None)))
+    return key.replace("/s*", "/s" + ",".join(str(int(s)) for s in seeds), 1)
+
+
 def _scale(meta: dict[str, Any], normalize: bool, side: str) -> float:
     if not normalize:
         return 1.0
@@ -183,11 +223,11 @@ def compare_runs(
 ) -> list[Comparison]:
     """Every case present in either run, against every threshold (a case's rows are its processes)."""
     bscale, cscale = _scale(base_meta, normalize, "baseline"), _scale(cur_meta, normalize, "current")
-    b_groups = {k: g for k, g in base.groupby("case_id", sort=False)}
-    c_groups = {k: g for k, g in cur.groupby("case_id", sort=False)}
+    b_groups, c_groups = case_groups(base), case_groups(cur)
     out: list[Comparison] = []
-    for case_id in list(b_groups) + [c for c in c_groups if c not in b_groups]:
-        b, c = b_groups.get(case_id), c_groups.get(case_id)
+    for key in list(b_groups) + [c for c in c_groups if c not in b_groups]:
+        b, c = b_groups.get(key), c_groups.get(key)
+        case_id = _shown_id(key, b, c)
         if c is None:
             out.append(Comparison(case_id, "-", "missing", note="not in current run"))
             continue
@@ -211,7 +251,10 @@ def compare_runs(
                                       "the runs' CPU SGEMM calibration, which says nothing about a GPU"))
                 continue
             if t.field != "step_time_ms_median":
-                out.append(compare_scalar(case_id, t.field, b[t.field].median(), c[t.field].median(), t.pct))
+                if b["seed"].nunique() > 1 and c["seed"].nunique() > 1:
+                    out.append(compare_over_seeds(case_id, t.field, b, c, t.pct))
+                else:
+                    out.append(compare_scalar(case_id, t.field, b[t.field].median(), c[t.field].median(), t.pct))
                 continue
             b_steps = [timed_steps(r, bscale) for _, r in b.iterrows()]
             c_steps = [timed_steps(r, cscale) for _, r in c.iterrows()]

@@ -96,8 +96,14 @@ def compare_spec(spec: ModelSpec, ref: str, r: dict[str, np.ndarray], name: str,
     p_ref, p = int(r["params"]), int(a["params"])
     keras_p, torch_p = (p_ref, p) if ref == "keras" else (p, p_ref)
     params_note = param_difference_note(spec, keras_p, torch_p) if {ref, name} == {"keras", "torch"} else ""
-    return ParityRow(spec.key, spec.cell, spec.bidirectional, ",".join(map(str, spec.units)), name, ref, p, p_ref,
+    return ParityRow(spec_label(spec), spec.cell, spec.bidirectional, ",".join(map(str, spec.units)), name, ref, p, p_ref,
                      params_note, logits, loss, weights, ok, "; ".join(notes))
+
+
+def spec_label(spec: ModelSpec) -> str:
+    """The model's key, with its input shape where it is not 28 timesteps of 28 features."""
+    shape = (spec.timesteps, spec.input_size)
+    return spec.key if shape == (28, 28) else f"{spec.key} t{shape[0]}x{shape[1]}"
 
 
 def spec_arrays(arrays: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
@@ -125,7 +131,7 @@ def compare(specs: list[ModelSpec], results: dict[str, dict[str, np.ndarray]]) -
 def _not_compared(spec: ModelSpec, name: str, ref: str) -> ParityRow:
     reasons = [r for r in (adapters.get_info(n).noncanonical_reason(spec) for n in (name, ref)) if r]
     nan = float("nan")
-    return ParityRow(spec.key, spec.cell, spec.bidirectional, ",".join(map(str, spec.units)), name, ref, -1, -1,
+    return ParityRow(spec_label(spec), spec.cell, spec.bidirectional, ",".join(map(str, spec.units)), name, ref, -1, -1,
                      "", nan, nan, nan, True, "not compared: " + "; ".join(reasons), compared=False)
 
 

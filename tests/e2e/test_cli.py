@@ -13,7 +13,7 @@ from tests.conftest import ROOT, installed
 @pytest.mark.parametrize(
     "argv, fragments",
     [
-        (["--matrix", "nosuch"], ["unknown matrix 'nosuch'", "'smoke', 'full', 'ci' or 'seeds'", ".toml"]),
+        (["--matrix", "nosuch"], ["unknown matrix 'nosuch'", "'smoke', 'full', 'ci', 'converge', 'scaling' or 'seeds'", ".toml"]),
         (["--matrix", "nosuch.toml"], ["'nosuch.toml': no such file", "examples/matrix.toml"]),
         (["--matrix", "seeds", "--cells", "rnn", "--adapters", "tf1-graph"], ["no case for the --adapters/--cells given", "tf1-graph/lstm"]),
         (["--matrix", "smoke", "--adapters", "tf1-graph", "--init", "keras"], ["--init keras cannot load weights", "reset gate before"]),
@@ -57,7 +57,7 @@ def test_cli_entry_point_exit_code_for_unknown_matrix(tmp_path):
         timeout=60,
     )
     assert proc.returncode == 2
-    assert "valid matrices: 'smoke', 'full', 'ci' or 'seeds'" in proc.stderr
+    assert "valid matrices: 'smoke', 'full', 'ci', 'converge', 'scaling' or 'seeds'" in proc.stderr
     assert not (tmp_path / "o").exists()
 
 

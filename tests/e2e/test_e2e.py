@@ -56,10 +56,60 @@ def test_tiny_run_writes_one_ok_row_per_case_and_prints_the_table(tmp_path):
     assert df["kernel_path"].notna().all() and (df["forward_ms"] > 0).all()
     assert df["compile_cache"].str.startswith("cold").all()  # each case compiled from an empty cache
     assert (df["pct_of_sgemm"] > 0).all() and df["git_commit"].notna().all()
+    # inference after training: batch-1 latency and large-batch throughput, first call apart
+    assert (df["infer_latency_ms_b1_median"] > 0).all() and (df["infer_throughput_samples_per_s"] > 0).all()
+    assert (df["infer_first_call_ms"] > 0).all() and (df["infer_batch_size"] == 1000).all()
+    # the final evaluation is the curve's last point, computed the same way in both frameworks
+    assert df.apply(lambda r: r["curve_test_accuracy"][-1] == r["test_accuracy"], axis=1).all()
+    assert df.apply(lambda r: abs(r["curve_test_loss"][-1] - r["test_loss"]) < 1e-9, axis=1).all()
     assert "lstm-bi-32x2" in proc.stdout and "rnnbench smoke" in proc.stdout
     # the same table again from the saved run
     shown = run_cli("show", str(run_dir))
     assert shown.returncode == 0 and "lstm-uni-32x2" in shown.stdout
+
+
+@needs_both
+def test_converge_compares_the_curves_of_the_same_weights_and_batches(tmp_path):
+    """A small `bench converge`: keras and torch, SimpleRNN 2x64, two seeds, three curve points."""
+    import json
+
+    proc = run_cli("converge", "--cells", "rnn", "--seeds", "2", "--max-steps", "24", "--eval-every", "8",
+                   "--threads", "1", "--out", str(tmp_path), "--quiet", "--format", "json")
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    (a,) = out["agreements"]
+    assert (a["model"], a["reference"], a["other"], a["seeds"], a["evaluations"]) == (
+        "rnn-uni-64x2/b64/mnist-5k/s*/init-keras", "keras", "torch", 2, 3)
+    assert a["verdict"] in ("agree", "differ") and {m["metric"] for m in a["metrics"]} == {"test loss", "test accuracy"}
+    assert proc.returncode == (1 if a["verdict"] == "differ" else 0)
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    df = pd.read_parquet(run_dir / "results.parquet")
+    assert len(df) == 4 and set(df["seed"]) == {0, 1} and (df["init"] == "keras").all()
+    for _, pair in df.groupby("seed"):  # the same weights: the same first loss in both frameworks
+        assert abs(pair["first_step_loss"].iloc[0] - pair["first_step_loss"].iloc[1]) < 1e-5
+
+
+@pytest.mark.skipif(not installed("torch"), reason="torch needed")
+def test_a_sweep_and_a_pixel_sequence_run_through_the_real_process_path(tmp_path):
+    swept = run_cli("run", "--matrix", "ci", "--adapters", "torch", "--cells", "lstm", "--sweep", "units=8,16",
+                    "--sweep", "timesteps=7,14", "--max-steps", "12", "--threads", "1", "--out", str(tmp_path / "a"),
+                    "--quiet")
+    assert swept.returncode == 0, swept.stderr[-3000:]
+    (run_dir,) = (tmp_path / "a" / "runs").iterdir()
+    df = pd.read_parquet(run_dir / "results.parquet").set_index("case_id")
+    assert len(df) == 4  # the units at T=28, the timesteps at 64 units (the matrix's centre is in neither)
+    assert df.loc["torch/lstm-uni-8x2/b64/synthetic/s0", "sweep_axes"] == "units"
+    row = df.loc["torch/lstm-uni-64x2/b64/synthetic/t7x28/s0"]
+    assert (row["sweep_axes"], row["timesteps"], row["features"]) == ("timesteps", 7, 28)
+    assert set(df["status"]) == {"ok"}
+    assert "units sweep: lstm-uni" in swept.stdout and "step time ~ units^b" in swept.stdout
+    pixels = run_cli("run", "--matrix", "smoke", "--adapters", "torch", "--cells", "rnn", "--sequence", "pixels",
+                     "--max-steps", "4", "--threads", "1", "--no-inference", "--out", str(tmp_path / "b"), "--quiet")
+    (run_dir,) = (tmp_path / "b" / "runs").iterdir()
+    df = pd.read_parquet(run_dir / "results.parquet")
+    assert set(df["sequence"]) == {"pixels"} and set(df["timesteps"]) == {784} and set(df["features"]) == {1}
+    assert df["steps_run"].eq(4).all() and df["infer_latency_ms_b1_median"].isna().all()
+    assert pixels.returncode in (0, 1)  # 4 steps may not be enough to learn; the shape is what is checked
 
 
 @pytest.mark.slow

@@ -66,3 +66,37 @@ def test_the_view_says_when_compiling_pays_back():
     text = console.export_text()
     assert "compile break-even of torch-compile against torch" in text
     assert "lstm-uni-32x2 after 491 steps (compile 1.0 s, 2.00 ms/step faster)" in text
+
+
+def _jit_row(adapter, jit, mode, first, median, cell="lstm"):
+    case = Case(adapter, ModelSpec(cell, (32, 32)), TrainSpec(max_steps=30, jit_compile=jit))
+    return Record.for_case(case, "r", 2).with_measurements({
+        "status": "ok", "step_time_ms_median": median, "first_step_ms": first, "compile_mode": mode,
+        "host": "vm", "cpu_model": "cpu"}).to_row()
+
+
+def test_keras_with_its_compile_switch_on_is_paired_with_the_same_adapter_off():
+    df = to_frame([
+        _jit_row("keras", "on", "xla", 3000.0, 8.0), _jit_row("keras", "off", "tf.function", 1000.0, 10.0),
+        _jit_row("keras", "auto", "tf.function", 1000.0, 10.0),  # auto did not compile here: no pair
+        _jit_row("keras-jax", "auto", "jax.jit (xla)", 2000.0, 5.0), _jit_row("keras-jax", "off", "eager", 50.0, 40.0),
+    ])
+    found = {(b.compiled, b.eager): b for b in break_evens(df)}
+    assert set(found) == {("keras jit-on", "keras jit-off"), ("keras-jax", "keras-jax jit-off")}
+    assert found[("keras jit-on", "keras jit-off")].steps == 1001  # 2000 ms more, 2 ms a step back
+    assert found[("keras-jax", "keras-jax jit-off")].steps == 1 + 56  # 1950 / 35 = 55.7
+    assert found[("keras jit-on", "keras jit-off")].model == "lstm-uni-32x2/b64/mnist-5k/s0"
+
+
+def test_the_view_shows_each_compile_mode_as_its_own_column_group():
+    df = to_frame([_jit_row("keras", "on", "xla", 3000.0, 8.0), _jit_row("keras", "off", "tf.function", 1000.0, 10.0),
+                   _row("torch", "lstm", first=20.0, median=12.0)])
+    console = Console(width=200, record=True, color_system=None)
+    print_view(df, console)
+    text = console.export_text()
+    assert "keras jit-on" in text and "keras jit-off" in text
+    from bench.render.view import cells
+
+    assert cells(df)[0] == ["lstm-uni-32x2"]  # one row: the modes are columns
+    assert "compile break-even of keras jit-on against keras jit-off" in text
+    assert "lstm-uni-32x2 after 1,001 steps (compile 3.0 s, 2.00 ms/step faster)" in text

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from bench.measure.curve import BetweenSteps, curve_columns, time_to_target
 
@@ -9,16 +10,29 @@ from bench.measure.curve import BetweenSteps, curve_columns, time_to_target
 def test_evaluations_run_every_n_steps_before_the_last_with_training_seconds_so_far():
     evaluated = []
     hooks = BetweenSteps(total_steps=12, steps_per_epoch=6, elapsed_s=lambda: 0.5 * len(evaluated),
-                         evaluate=lambda: evaluated.append(1) or 0.1 * len(evaluated), eval_every=4)
+                         evaluate=lambda: (evaluated.append(1) or 0.1 * len(evaluated), 2.0), eval_every=4)
     for step in range(1, 13):
         hooks(step, 1.0)
-    hooks.finish(12, 0.9)
+    hooks.finish(12, 0.9, 0.3)
     # after steps 4 and 8; never after the last (the case's own evaluation is the final point)
-    assert hooks.points == [(4, 0.0, 0.1), (8, 0.5, 0.2), (12, 1.0, 0.9)]
+    assert hooks.points == [(4, 0.0, 0.1, 2.0), (8, 0.5, 0.2, 2.0), (12, 1.0, 0.9, 0.3)]
+
+
+def test_the_curve_loss_is_the_mean_cross_entropy_of_the_logits():
+    from bench.measure.curve import test_accuracy
+
+    class Fixed:  # logits: sample 0 is sure of class 0 (right), sample 1 undecided between two classes
+        def logits(self, model, x):
+            table = np.array([[0.0, -np.inf, -np.inf], [0.0, 0.0, -np.inf]])
+            return table[x]
+
+    acc, loss = test_accuracy(Fixed(), None, np.array([0, 1]), np.array([0, 1]), batch_size=1)
+    assert acc == 0.5  # argmax of a tie is the first class: sample 1 is wrong
+    assert loss == pytest.approx(np.log(2) / 2)  # -log 1 = 0 and -log 0.5, over two samples
 
 
 def test_without_eval_every_the_curve_has_one_point_per_epoch():
-    hooks = BetweenSteps(total_steps=12, steps_per_epoch=6, elapsed_s=lambda: 0.0, evaluate=lambda: 0.5)
+    hooks = BetweenSteps(total_steps=12, steps_per_epoch=6, elapsed_s=lambda: 0.0, evaluate=lambda: (0.5, 1.0))
     for step in range(1, 13):
         hooks(step, 1.0)
     assert [p[0] for p in hooks.points] == [6]

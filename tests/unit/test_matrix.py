@@ -44,7 +44,7 @@ def test_epochs_override_clears_step_limit():
 
 
 def test_bad_names_list_valid_choices():
-    with pytest.raises(BenchInputError, match="unknown matrix 'nosuch'; valid matrices: 'smoke', 'full', 'ci' or 'seeds', or the path"):
+    with pytest.raises(BenchInputError, match="unknown matrix 'nosuch'; valid matrices: 'smoke', 'full', 'ci', 'converge', 'scaling' or 'seeds', or the path"):
         build_cases("nosuch")
     with pytest.raises(BenchInputError, match="unknown adapter 'mxnet'; valid adapters: 'keras', 'torch', 'keras-jax', 'keras-torch', 'torch-compile', 'torch-compile-rnn' or 'tf1-graph'"):
         build_cases("smoke", Overrides(adapters=("mxnet",)))
