@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench.cli.run import add_case_options, positive_int
 from bench.core.errors import EXIT_CASE_FAILED, EXIT_OK, BenchInputError
@@ -24,11 +24,11 @@ from bench.stats.ab import (
     pair_cases,
     plan_side,
     resolve_revision,
-    run_ab,
+    run_adaptive,
     save,
-    schedule,
     worktrees,
 )
+from bench.stats.sequential import DEFAULT_MAX_ROUNDS, SequentialRule
 
 # From A/A and injected-slowdown runs of the `ci` matrix on the 2-core CI machine (docs/measurements.md,
 # "The gate"): judged on their first K rounds, K = 3 found a 10% slowdown in half of the runs,
@@ -45,26 +45,38 @@ CASE_OPTIONS = ("matrix", "adapters", "cells", "dataset", "data_dir", "epochs", 
 
 
 def add_ab_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("base", nargs="?", help="the base version: a git revision (e.g. HEAD~1, main); omit it to compare "
-                   "two Python environments of the working tree (--base-python, --python)")
+    p.add_argument("base", nargs="?", help="the base version: a git revision (e.g. HEAD~1, main), or merge-base[:BRANCH] "
+                   "(the merge base of HEAD with BRANCH, default the default branch: what a pull request's CI compares "
+                   "with); omit it to compare two Python environments of the working tree (--base-python, --python)")
     p.add_argument("head", nargs="?", help="the version under test: a git revision (default: the working tree)")
+    p.add_argument("--base", dest="base_option", metavar="REVISION",
+                   help="the base version, as the positional BASE (e.g. --base merge-base:main)")
     p.add_argument("--base-python", metavar="PATH", help="the base side's interpreter (default: this one)")
     p.add_argument("--python", metavar="PATH", help="the head side's interpreter (default: this one)")
+    p.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    add_gate_options(p)
+
+
+def add_gate_options(p: argparse.ArgumentParser) -> None:
+    """How two versions are measured and judged: shared by `ab` and `find`."""
     p.add_argument("--schedule", choices=SCHEDULES, default="pair",
                    help="pair (default): a round's base and head processes run together, pinned to one core, so the "
                    "machine's slow phases hit both; sequential: one process at a time, A B B A")
     p.add_argument("--cpus", type=_cpu_list, metavar="LIST",
                    help="cores for the pair schedule, one pair per core at a time (default: every usable core)")
     p.add_argument("--rounds", type=positive_int, default=DEFAULT_ROUNDS, metavar="K",
-                   help=f"fresh processes per case and side, interleaved (default {DEFAULT_ROUNDS}; at least 2)")
+                   help=f"fresh processes per case and side, interleaved, before any case may stop (default "
+                   f"{DEFAULT_ROUNDS}; at least 2)")
+    p.add_argument("--max-rounds", type=positive_int, default=DEFAULT_MAX_ROUNDS, metavar="M",
+                   help=f"rounds a case may grow to while its answer is open (default {DEFAULT_MAX_ROUNDS}; = --rounds "
+                   "for a fixed count): each case stops once its interval clears the threshold either way")
     p.add_argument("--fail", default=DEFAULT_FAIL, metavar="step_time_ms_median:PCT",
                    help="the step-time change that fails the gate when significant (default %(default)s)")
     p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
-                   help=f"significance level of the paired t-test (default {DEFAULT_ALPHA})")
+                   help=f"significance level of the paired t-test, over all of a case's looks (default {DEFAULT_ALPHA})")
     p.add_argument("--cv-limit", type=float, default=DEFAULT_CV_LIMIT,
                    help=f"spread of the process medians above which a case is inconclusive (default {DEFAULT_CV_LIMIT})")
-    p.add_argument("--format", choices=("table", "markdown", "json"), default="table")
-    p.add_argument("--out", default="results", help="where ab.json goes: OUT/ab/AB_ID/ (default: results)")
+    p.add_argument("--out", default="results", help="where the raw data goes: OUT/ab/ID/ (default: results)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     add_case_options(p, default_threads=DEFAULT_THREADS)
     p.set_defaults(matrix="ci")
@@ -108,9 +120,19 @@ def _case_args(args: argparse.Namespace) -> list[str]:
 
 
 def _validate(args: argparse.Namespace) -> compare.Threshold:
+    if getattr(args, "base_option", None):
+        if args.base is not None:
+            raise BenchInputError(f"give the base once: BASE {args.base!r} or --base {args.base_option!r}")
+        args.base = args.base_option
+    return _validate_gate(args, need_base=True)
+
+
+def _validate_gate(args: argparse.Namespace, need_base: bool = False) -> compare.Threshold:
     if args.rounds < 2:
         raise BenchInputError(f"--rounds {args.rounds}: at least 2 rounds are needed for a test across processes")
-    if args.base is None and args.base_python is None:
+    if args.max_rounds < args.rounds:
+        raise BenchInputError(f"--max-rounds {args.max_rounds}: at least --rounds ({args.rounds})")
+    if need_base and args.base is None and args.base_python is None:
         raise BenchInputError("give BASE (a git revision, e.g. HEAD~1) or --base-python PATH (another environment)")
     if not 0 < args.alpha < 1:
         raise BenchInputError(f"--alpha {args.alpha}: must be between 0 and 1")
@@ -122,80 +144,85 @@ def _validate(args: argparse.Namespace) -> compare.Threshold:
     return threshold
 
 
+def measure(sides: dict[str, Side], plans: dict[str, dict], args: argparse.Namespace, threshold: compare.Threshold,
+            err: Console) -> tuple[list, list[compare.Comparison], dict[str, str], SequentialRule, str]:
+    """Both sides' common cases, measured round by round with the adaptive rule, and judged; with the
+    live display. Returns (cases, verdicts, each case's last state, the rule, the rounds in words)."""
+    from bench.render.tables import ab_table
+
+    cases, dropped, _ = pair_cases(plans["base"], plans["head"])
+    if not cases:
+        raise BenchInputError("the two sides plan no case in common; nothing to compare")
+    ab_id = new_ab_id()
+    rule = SequentialRule(args.rounds, args.max_rounds, threshold.pct / 100, args.alpha)
+    cpus = args.cpus or _cpu_list(",".join(map(str, sorted(__import__("os").sched_getaffinity(0)))))
+    how = "one at a time" if args.schedule == "sequential" else \
+        f"in pairs pinned to a core, {len(cpus)} pair(s) at a time on cores {','.join(map(str, cpus))}"
+    rounds_text = f"{args.rounds} rounds" if args.max_rounds == args.rounds else \
+        f"{args.rounds} to {args.max_rounds} rounds (more only while a case's answer is open)"
+    err.print(escape(f"ab {ab_id}: base = {sides['base'].label} ({sides['base'].python}), head = "
+                     f"{sides['head'].label} ({sides['head'].python}); {len(cases)} cases x {rounds_text} x 2 "
+                     f"sides, {how}"))
+    progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=err, disable=args.quiet)
+
+    def on_process(r: int, i: int, side: str, row: dict) -> None:
+        progress.update(task, advance=1, description=f"round {r + 1} {cases[i].case_id} {side}")
+
+    def on_round(done: int, states: dict[str, str]) -> None:
+        open_now = [c for c in cases if states[c.case_id] == "open"]
+        progress.update(task, total=progress.tasks[0].completed + 2 * len(open_now))
+        if open_now and not args.quiet:
+            partial = [judge(c, threshold.pct, rule.alpha_per_look, args.cv_limit) for c in cases]
+            progress.console.print(ab_table(partial, f"after {done} rounds: {len(open_now)} case(s) open, "
+                                            "another round for them", compact=True))
+
+    with progress:
+        task = progress.add_task("starting", total=2 * args.rounds * len(cases))
+        states = run_adaptive(sides, cases, rule, ab_id, args.schedule, cpus, on_process, on_round)
+    results = [judge(c, threshold.pct, rule.alpha_per_look, args.cv_limit) for c in cases]
+    path = save(Path(args.out) / "ab" / ab_id, sides, cases, results, {
+        "threshold_pct": threshold.pct, "alpha": args.alpha, "rounds": args.rounds, "max_rounds": args.max_rounds,
+        "alpha_per_look": rule.alpha_per_look, "rounds_run": {c.case_id: len(c.base.rows) for c in cases},
+        "states": states, "schedule": args.schedule, "cpus": cpus, "notices": plans["head"].get("notices", []),
+        "dropped": dropped, "case_args": _case_args(args)})
+    err.print(escape(f"raw data: {path}"))
+    return cases, results, states, rule, rounds_text
+
+
 def cmd_ab(args: argparse.Namespace, console: Console) -> int:
     from bench.render.tables import ab_markdown, ab_table
+    from bench.stats.ab import resolve_base
 
     threshold = _validate(args)
-    base_commit = resolve_revision(args.base) if args.base else None
     head_commit = resolve_revision(args.head) if args.head else None
+    base_commit, base_label = resolve_base(args.base, head_commit) if args.base else (None, "working tree")
     base_python = check_python(args.base_python, "--base-python") if args.base_python else sys.executable
     head_python = check_python(args.python, "--python") if args.python else sys.executable
     err = Console(stderr=True)
     with worktrees() as checkout:
         sides = {
-            "base": Side("base", f"{args.base} ({base_commit[:9]})" if base_commit else "working tree",
-                         checkout("base", base_commit) if base_commit else REPO_ROOT, base_python),
+            "base": Side("base", base_label, checkout("base", base_commit) if base_commit else REPO_ROOT, base_python),
             "head": Side("head", f"{args.head} ({head_commit[:9]})" if head_commit else "working tree",
                          checkout("head", head_commit) if head_commit else REPO_ROOT, head_python),
         }
         case_args = _case_args(args)
         plans = {name: plan_side(side, case_args) for name, side in sides.items()}  # exit 2 before any process
-        cases, dropped, new = pair_cases(plans["base"], plans["head"])
-        if not cases:
-            raise BenchInputError("the two sides plan no case in common; nothing to compare")
-        ab_id = new_ab_id()
-        total = len(schedule(args.rounds, len(cases)))
-        cpus = args.cpus or _cpu_list(",".join(map(str, sorted(__import__("os").sched_getaffinity(0)))))
-        how = "one at a time" if args.schedule == "sequential" else \
-            f"in pairs pinned to a core, {len(cpus)} pair(s) at a time on cores {','.join(map(str, cpus))}"
-        err.print(escape(f"ab {ab_id}: base = {sides['base'].label} ({sides['base'].python}), head = "
-                         f"{sides['head'].label} ({sides['head'].python}); {len(cases)} cases x {args.rounds} rounds x 2 "
-                         f"sides = {total} processes, {how}"))
-        progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
-                            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err,
-                            disable=args.quiet)
-
-        shown: set[int] = set()
-
-        def on_process(r: int, i: int, side: str, row: dict) -> None:
-            progress.update(task, advance=1, description=f"round {r + 1}/{args.rounds} {cases[i].case_id} {side}")
-            complete = [k for k in range(args.rounds)
-                        if all(k in c.base.rows and k in c.head.rows for c in cases)]
-            rounds_done = len(complete) if complete == list(range(len(complete))) else 0
-            if rounds_done >= 2 and rounds_done not in shown and rounds_done < args.rounds and not args.quiet:
-                shown.add(rounds_done)
-                partial = [judge(_first_rounds(c, rounds_done), threshold.pct, args.alpha, args.cv_limit)
-                           for c in cases]
-                progress.console.print(ab_table(partial, f"after round {rounds_done} of {args.rounds}", compact=True))
-
-        with progress:
-            task = progress.add_task("starting", total=total)
-            run_ab(sides, cases, args.rounds, ab_id, args.schedule, cpus, on_process)
-        results = [judge(c, threshold.pct, args.alpha, args.cv_limit) for c in cases]
+        _, dropped, new = pair_cases(plans["base"], plans["head"])
+        cases, results, states, rule, rounds_text = measure(sides, plans, args, threshold, err)
         results += [compare.Comparison(k, "-", "new", note="only head plans it") for k in new]
-        info = {"dropped": dropped, "threshold_pct": threshold.pct, "alpha": args.alpha, "rounds": args.rounds,
-                "schedule": args.schedule, "cpus": cpus, "case_args": case_args,
-                "notices": plans["head"].get("notices", [])}
-        path = save(Path(args.out) / "ab" / ab_id, sides, cases, results, info)
     failed = compare.gate_failed(results)
     if args.format == "json":
         print(json.dumps({"failed": failed, "dropped": dropped, "comparisons": [r.__dict__ for r in results]},
                          indent=2, default=str))
     elif args.format == "markdown":
-        print(ab_markdown(results, sides, args.rounds, threshold.pct, dropped))
+        print(ab_markdown(results, sides, rounds_text, threshold.pct, dropped))
     else:
-        console.print(ab_table(results, f"{sides['base'].label} -> {sides['head'].label}: {args.rounds} rounds "
-                               f"({args.schedule}), regression above +{threshold.pct:g}% at p < {args.alpha:g}"))
+        console.print(ab_table(results, f"{sides['base'].label} -> {sides['head'].label}: {rounds_text} "
+                               f"({args.schedule}), regression above +{threshold.pct:g}% at p < {rule.alpha_per_look:.2g} "
+                               f"({args.alpha:g} over {rule.looks} look(s))",
+                               rounds={c.case_id: len(c.base.rows) for c in cases}))
         for k in dropped:
             console.print(f"[dim]dropped: {escape(k)} (only base plans it; head's matrix no longer has it)[/]")
         console.print("[bold red]gate failed[/]" if failed else "[green]gate passed[/]")
-        console.print(f"raw data: {escape(str(path))}")
     return EXIT_CASE_FAILED if failed else EXIT_OK
-
-
-def _first_rounds(case, n: int):
-    """The case with only its first n rounds (the table shown while later rounds still run)."""
-    from bench.stats.ab import AbCase, SideCase
-
-    return AbCase(case.case_id, SideCase(case.base.job, {r: case.base.rows[r] for r in range(n)}),
-                  SideCase(case.head.job, {r: case.head.rows[r] for r in range(n)}))

@@ -22,6 +22,8 @@ from bench import data
 from bench.cli.ab import add_ab_options, cmd_ab
 from bench.cli.converge import add_converge_options, cmd_converge
 from bench.cli.doctor import add_doctor_options, cmd_doctor
+from bench.cli.find import add_find_options, cmd_find
+from bench.cli.history import add_history_options, cmd_history
 from bench.cli.run import adapter_list, add_plan_options, add_run_options, cmd_plan, cmd_run
 from bench.core.errors import EXIT_BAD_INPUT, EXIT_CASE_FAILED, EXIT_OK, BenchInputError
 from bench.core.status import Status
@@ -52,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     ab = sub.add_parser("ab", help="gate: two versions (revisions or environments) measured side by side in one job")
     add_ab_options(ab)
+
+    fnd = sub.add_parser("find", help="bisect a step-time regression: the first commit between GOOD and BAD that is "
+                         "slower, with ab against GOOD at each step")
+    add_find_options(fnd)
 
     sub.add_parser("list", help="matrices, adapters and datasets, and which are usable here")
 
@@ -96,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "agree within the spread between seeds?")
     add_converge_options(conv)
 
+    hist = sub.add_parser("history", help="every saved run as a step-time history per case and machine, with its "
+                          "change points (--fail: exit 1 on a newest slowdown)")
+    add_history_options(hist)
+
     par = sub.add_parser("parity", help="prove every adapter builds the same model: same weights -> same outputs")
     par.add_argument("--adapters", type=adapter_list, help="adapters to compare (default: every installed one)")
     par.add_argument("--seed", type=int, default=0, help="seed of the weights and the batch")
@@ -119,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="one self-contained HTML page with charts of a run (two runs: also compared)")
     rep.add_argument("runs", nargs="+", metavar="RUN", help="one run, or two (the second is compared with the first)")
     rep.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default: report.html)")
+    rep.add_argument("--history", nargs="+", metavar="RUNS",
+                     help="earlier runs (directories, as bench history reads them): adds the trend of this run's cases "
+                     "on its machine with the change points")
     return parser
 
 
@@ -278,7 +291,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 
     if len(args.runs) > 2:
         raise BenchInputError(f"report takes one run or two (the second compared with the first), not {len(args.runs)}")
-    path, charts = write_report([Path(r) for r in args.runs], Path(args.output))
+    path, charts = write_report([Path(r) for r in args.runs], Path(args.output), args.history)
     console.print(f"wrote {path} ({path.stat().st_size / 1024:.0f} kB, {charts} charts)")
     return EXIT_OK
 
@@ -301,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_ab(args, console)
         if args.command == "plan":
             return cmd_plan(args, console)
+        if args.command == "find":
+            return cmd_find(args, console)
         if args.command == "list":
             return cmd_list(console)
         if args.command == "compare":
@@ -309,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_parity(args, console)
         if args.command == "converge":
             return cmd_converge(args, console)
+        if args.command == "history":
+            return cmd_history(args, console)
         if args.command == "doctor":
             return cmd_doctor(args, console)
         if args.command == "report":

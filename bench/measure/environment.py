@@ -81,9 +81,12 @@ def git_info(repo: Path | None = None) -> dict[str, Any]:
                 check=True,
             ).stdout.strip()
         )
-        return {"commit": commit, "dirty": dirty}
+        date = subprocess.run(
+            ["git", "show", "-s", "--format=%cI", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        return {"commit": commit, "dirty": dirty, "commit_date": date or None}  # the date orders a history
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
+        return {"commit": None, "dirty": None, "commit_date": None}
 
 
 def gpu_info() -> dict[str, Any]:

@@ -187,14 +187,15 @@ def chart_accuracy_vs_time(df: pd.DataFrame) -> Chart:
         half = 100 * g["test_accuracy_half"].fillna(0)
         ax.errorbar(g["step_time_ms_median"], 100 * g["test_accuracy"], yerr=half if half.any() else None, fmt="o",
                     color=colors[a], label=a, markersize=5, capsize=2, zorder=3)
-    front = data[data["pareto"]].sort_values("step_time_ms_median")
+    front = data[data["pareto"].astype(bool)].sort_values("step_time_ms_median")
     if len(front):
         ax.step(front["step_time_ms_median"], 100 * front["test_accuracy"], where="post", color="#444", lw=1,
                 ls="--", label="Pareto front", zorder=2)
     ax.set_xlabel("ms per training step (median)")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, frameon=False)
+    if len(data):
+        ax.legend(fontsize=8, frameon=False)
     place_labels(ax, list(zip(data["step_time_ms_median"], 100 * data["test_accuracy"], strict=True)),
                  [str(n) for n in data["number"]])
     key.axis("off")
@@ -447,10 +448,13 @@ def environment_html(meta: dict[str, Any]) -> str:
     return "<dl>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in items.items()) + "</dl>"
 
 
-def render(runs: list[tuple[pd.DataFrame, dict[str, Any]]], comparison=None) -> tuple[str, list[Chart]]:
+def render(runs: list[tuple[pd.DataFrame, dict[str, Any]]], comparison=None,
+           history: Chart | None = None) -> tuple[str, list[Chart]]:
     """The page for one run (or two: the second compared with the first) and the charts it holds."""
     df, meta = runs[-1]
     charts = [make(df) for make in CHARTS]
+    if history is not None:
+        charts.append(history)
     sweeps = chart_sweeps(df)
     if sweeps is not None:
         charts.insert(0, sweeps)

@@ -181,30 +181,33 @@ def _methods_caption(results) -> str | None:
     return "step time: " + "; ".join(methods) if methods else None
 
 
-def ab_table(results, title: str, compact: bool = False) -> Table:
-    """`bench ab`'s verdicts: one row per case (compact: while rounds are still running)."""
+def ab_table(results, title: str, compact: bool = False, rounds: dict[str, int] | None = None) -> Table:
+    """`bench ab`'s verdicts: one row per case (compact: while rounds are still running), with the rounds
+    each case took where they differ (adaptive rounds)."""
     table = Table(title=title, header_style="bold", caption=None if compact else _methods_caption(results))
     names = ("case", "ratio", "95% CI", "p", "verdict") if compact else \
         ("case", "base ms", "head ms", "ratio", "95% CI", "p", "verdict", "note")
+    if rounds and len(set(rounds.values())) > 1:
+        names = names[:1] + ("rounds",) + names[1:]
     for name in names:
-        table.add_column(name, justify="right" if name in ("base ms", "head ms", "ratio", "p") else "left",
+        table.add_column(name, justify="right" if name in ("base ms", "head ms", "ratio", "p", "rounds") else "left",
                          no_wrap=name != "note")
     short = short_case_ids([c.case_id for c in results])
     for c in results:
         ratio, interval, p = _ratio_cells(c)
         verdict = f"[{VERDICT_STYLE.get(c.verdict, 'white')}]{c.verdict}[/]"
+        cells = [short[c.case_id]] + ([str(rounds.get(c.case_id, ""))] if "rounds" in names else [])
         if compact:
-            table.add_row(short[c.case_id], ratio, interval, p, verdict)
+            table.add_row(*cells, ratio, interval, p, verdict)
         else:
-            table.add_row(short[c.case_id], _num(c.baseline, ".2f"), _num(c.current, ".2f"), ratio, interval, p,
-                          verdict, c.note)
+            table.add_row(*cells, _num(c.baseline, ".2f"), _num(c.current, ".2f"), ratio, interval, p, verdict, c.note)
     return table
 
 
-def ab_markdown(results, sides, rounds: int, pct: float, dropped: list[str]) -> str:
+def ab_markdown(results, sides, rounds: str, pct: float, dropped: list[str]) -> str:
     """`bench ab` as a pull-request comment."""
     lines = [
-        f"**rnnbench ab**: base `{sides['base'].label}` vs head `{sides['head'].label}`, {rounds} interleaved rounds; "
+        f"**rnnbench ab**: base `{sides['base'].label}` vs head `{sides['head'].label}`, {rounds}, interleaved; "
         f"a regression is a step-time ratio above {1 + pct / 100:.2f} that is significant.",
         "",
         "| case | base ms | head ms | ratio | 95% CI | p | verdict |",

@@ -97,6 +97,44 @@ def resolve_revision(rev: str) -> str:
     return out.stdout.strip()
 
 
+def is_ancestor(older: str, newer: str) -> bool:
+    return _git("merge-base", "--is-ancestor", older, newer).returncode == 0
+
+
+def first_parent_path(good: str, bad: str) -> list[str]:
+    """The commits after `good` up to `bad` along bad's first parents, oldest first (what a branch
+    merged, one commit per merge)."""
+    out = _git("rev-list", "--first-parent", "--reverse", f"{good}..{bad}")
+    return out.stdout.split()
+
+
+def default_branch() -> str:
+    """The branch a pull request merges into: origin's HEAD where a clone knows it, else main or master."""
+    out = _git("symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD")
+    if out.returncode == 0 and out.stdout.strip():
+        return out.stdout.strip()
+    for name in ("main", "master"):
+        if _git("rev-parse", "--verify", "--quiet", f"refs/heads/{name}").returncode == 0:
+            return name
+    raise BenchInputError("merge-base: this repository has no default branch (no origin/HEAD, main or master); "
+                          "name one: merge-base:BRANCH")
+
+
+def resolve_base(text: str, head_commit: str | None = None) -> tuple[str, str]:
+    """(commit, label) of the base revision; `merge-base[:BRANCH]` is the merge base of the head (HEAD for
+    the working tree) with BRANCH, default the default branch: what a pull request changes."""
+    if text != "merge-base" and not text.startswith("merge-base:"):
+        commit = resolve_revision(text)
+        return commit, f"{text} ({commit[:9]})"
+    branch = text.partition(":")[2] or default_branch()
+    branch_commit = resolve_revision(branch)
+    out = _git("merge-base", head_commit or "HEAD", branch_commit)
+    if out.returncode != 0 or not out.stdout.strip():
+        raise BenchInputError(f"{text}: {branch!r} and {'the head' if head_commit else 'HEAD'} have no common ancestor")
+    commit = out.stdout.strip()
+    return commit, f"merge-base with {branch} ({commit[:9]})"
+
+
 def check_python(path: str, option: str) -> str:
     exe = shutil.which(path) if os.sep not in path else path
     if not exe or not os.path.isfile(exe) or not os.access(exe, os.X_OK):
@@ -193,11 +231,15 @@ def pair_cases(base_plan: dict, head_plan: dict) -> tuple[list[AbCase], list[str
 def schedule(rounds: int, n_cases: int) -> list[tuple[int, int, str]]:
     """(round, case index, side) in the order they run: per round and case, base-head or head-base,
     alternating with the round and the case, so that any linear drift adds as much to each side."""
+    return ordered([(r, i) for r in range(rounds) for i in range(n_cases)])
+
+
+def ordered(work: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
+    """(round, case index, side) for each (round, case) of `work`, the sides alternating as in schedule()."""
     order = []
-    for r in range(rounds):
-        for i in range(n_cases):
-            first, second = ("base", "head") if (r + i) % 2 == 0 else ("head", "base")
-            order += [(r, i, first), (r, i, second)]
+    for r, i in work:
+        first, second = ("base", "head") if (r + i) % 2 == 0 else ("head", "base")
+        order += [(r, i, first), (r, i, second)]
     return order
 
 
@@ -219,8 +261,11 @@ def _row(case: AbCase, result) -> dict[str, Any]:
 
 
 def run_ab(sides: dict[str, Side], cases: list[AbCase], rounds: int, ab_id: str, schedule_kind: str = "pair",
-           cpus: list[int] | None = None, on_process: Callable[[int, int, str, dict], None] | None = None) -> None:
-    """Run every scheduled process; each record goes to its case, side and round."""
+           cpus: list[int] | None = None, on_process: Callable[[int, int, str, dict], None] | None = None,
+           work: list[tuple[int, int]] | None = None) -> None:
+    """Run every scheduled process (`work`: the (round, case index) pairs to run; default every case in
+    rounds 0..rounds-1); each record goes to its case, side and round."""
+    work = [(r, i) for r in range(rounds) for i in range(len(cases))] if work is None else work
     from concurrent.futures import FIRST_COMPLETED, wait
 
     executors = {name: LocalProcessExecutor(python=s.python, root=s.root, parallel=2 * len(cpus or [0]))
@@ -234,10 +279,10 @@ def run_ab(sides: dict[str, Side], cases: list[AbCase], rounds: int, ab_id: str,
 
     try:
         if schedule_kind == "sequential":
-            for r, i, side in schedule(rounds, len(cases)):
+            for r, i, side in ordered(work):
                 done(r, i, side, executors[side].submit(_job(cases[i], side, r, ab_id, None)).result())
             return
-        pending = [(r, i) for r in range(rounds) for i in range(len(cases))]
+        pending = list(work)
         free, running = list(cpus or [0]), {}
         while pending or running:
             while pending and free:  # a pair per free core: base and head together, pinned to it
@@ -292,6 +337,38 @@ def _start_pair(executors: dict, case: AbCase, r: int, i: int, ab_id: str, cpu: 
         pair.futures[side] = future
         running[future] = (r, i, side, cpu, pair)
     pair.release_if_ready()  # in case both were ready before the second future was known
+
+
+def run_adaptive(sides: dict[str, Side], cases: list[AbCase], rule, ab_id: str, schedule_kind: str = "pair",
+                 cpus: list[int] | None = None, on_process: Callable[[int, int, str, dict], None] | None = None,
+                 on_round: Callable[[int, dict[str, str]], None] | None = None) -> dict[str, str]:
+    """Every case for rule.min_rounds rounds, then one more round at a time for the cases whose answer is
+    still open (bench/stats/sequential.py), up to rule.max_rounds; returns each case's last state."""
+    states = {c.case_id: "open" for c in cases}
+    r = 0
+    while True:
+        todo = [i for i, c in enumerate(cases) if states[c.case_id] == "open"]
+        rounds = range(r, rule.min_rounds) if r < rule.min_rounds else range(r, r + 1)
+        run_ab(sides, cases, 0, ab_id, schedule_kind, cpus, on_process, work=[(k, i) for k in rounds for i in todo])
+        r = rounds[-1] + 1
+        for i in todo:
+            states[cases[i].case_id] = state(cases[i], rule)
+        if on_round:
+            on_round(r, states)
+        if "open" not in states.values():
+            return states
+
+
+def state(case: AbCase, rule) -> str:
+    """The sequential rule's state of a case; a process that failed on either side decides it (judge says how)."""
+    from bench.stats.sequential import log_ratios
+
+    if any(r["status"] != Status.OK for side in (case.base, case.head) for r in side.in_rounds()):
+        return "done"
+    base, head = case.steps("base"), case.steps("head")
+    if any(s.size < 3 for s in base + head):
+        return "done"
+    return rule.decide(log_ratios(base, head))
 
 
 def judge(case: AbCase, pct: float, alpha: float, cv_limit: float) -> Comparison:

@@ -1,0 +1,69 @@
+"""`bench history`: the table of every case's series with its change points, and the trend chart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+
+def _short(commit: str | None) -> str:
+    return (commit or "?")[:9]
+
+
+def change_text(series, change) -> str:
+    """'+7.9% at 3d4bdfe12 (p=0.002)'."""
+    return f"{100 * (change.ratio - 1):+.1f}% at {_short(series.first_commit_after(change))} (p={change.p_value:.2g})"
+
+
+def history_table(found: list, min_magnitude: float, alpha: float, min_size: int) -> Table:
+    table = Table(title=f"step-time history: change points of at least {100 * min_magnitude:g}% at p < {alpha:g}, "
+                  f"segments of {min_size} points or more", header_style="bold", show_edge=False, pad_edge=False)
+    for col in ("case", "machine", "points", "newest ms", "changes (first commit after each)", "newest segment"):
+        table.add_column(col, justify="right" if col in ("points", "newest ms") else "left")
+    for s in found:
+        newest = "[bold red]slower[/]" if s.newest_is_slowdown else \
+            ("[green]faster[/]" if s.changes else "[dim]no change[/]")
+        table.add_row(s.case_id, s.fingerprint, str(s.points), f"{s.values[-1]:.2f}",
+                      "; ".join(change_text(s, c) for c in s.changes) or "-", newest)
+    return table
+
+
+def history_rows(found: list) -> list[dict[str, Any]]:
+    return [{"case_id": s.case_id, "fingerprint": s.fingerprint, "machine": s.machine, "points": s.points,
+             "step_time_ms": list(s.values), "commits": list(s.commits), "newest_is_slowdown": s.newest_is_slowdown,
+             "changes": [{"first_commit": s.first_commit_after(c), "index": c.index, "before_ms": c.before_ms,
+                          "after_ms": c.after_ms, "ratio": c.ratio, "p_value": c.p_value} for c in s.changes]}
+            for s in found]
+
+
+def history_svg(found: list) -> str:
+    """Small multiples: one panel per series, its points in history order, each segment's median as a
+    line and every change point marked with its size and first commit."""
+    import math
+
+    from bench.render.html import CHART_WIDTH_IN, _matplotlib, _svg
+
+    plt = _matplotlib()
+    cols = min(2, max(1, len(found)))
+    rows = max(1, math.ceil(len(found) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(CHART_WIDTH_IN, 0.5 + 2.4 * rows), squeeze=False)
+    for ax, s in zip(axes.flat, found, strict=False):
+        ax.plot(range(s.points), s.values, marker="o", markersize=3, lw=0.8, color="#1f77b4")
+        bounds = [0, *(c.index for c in s.changes), s.points]
+        for start, end in zip(bounds, bounds[1:], strict=False):
+            level = sorted(s.values[start:end])[(end - start) // 2]
+            ax.hlines(level, start - 0.3, end - 0.7, color="#444", lw=1.2)
+        for c in s.changes:
+            ax.axvline(c.index - 0.5, color="#d62728" if c.slowdown else "#2ca02c", ls="--", lw=1)
+            ax.annotate(f"{100 * (c.ratio - 1):+.1f}%\n{_short(s.first_commit_after(c))}", (c.index - 0.5, max(s.values)),
+                        fontsize=7, ha="left", va="top", xytext=(2, 0), textcoords="offset points")
+        ticks = list(range(0, s.points, max(1, s.points // 6)))
+        ax.set_xticks(ticks, [_short(s.commits[i])[:7] for i in ticks], rotation=30, fontsize=7)
+        ax.set_title(f"{s.case_id} ({s.fingerprint})", fontsize=8)
+        ax.set_ylabel("ms per step")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(found):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return _svg(fig)

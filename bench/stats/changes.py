@@ -1,0 +1,162 @@
+"""Change points in a case's step-time history: where it moved for good, by how much, how surely.
+
+A pairwise gate sees one commit against its parent; a slowdown that arrives as ten commits of 1% each,
+or a framework upgrade that shifts a case by 4%, passes it (asv's issue 932). Change-point detection
+looks at the whole series instead:
+
+1. **Candidates**: `ruptures`' binary segmentation (`Binseg`, least-squares cost on log step times,
+   segments of at least `min_size` points) with a BIC-like penalty from the series' own noise (the
+   median absolute difference of neighbours, which a step leaves alone). ruptures was chosen over
+   Apache Otava (its package pins NumPy 2.2 and brings BigQuery, Slack and Postgres clients) and
+   MongoDB's signal-processing-algorithms (NumPy < 2, Python 3.11 only, gevent): it needs only NumPy
+   and SciPy, ships wheels for every platform and is tested and maintained.
+2. **Significance**: each candidate is kept only when the segments on its two sides differ by at
+   least `min_magnitude` (ratio of their medians) and a permutation test says the split is not chance:
+   the statistic is the best split's reduction of the squared error over the two segments together,
+   compared with the best split of PERMUTATIONS random orders of the same points (E-divisive's way of
+   testing, Matteson and James 2014, as Otava and MongoDB do), so searching for the best split is
+   paid for in the p value (a t-test on the chosen split would not be: it reads 3-7% false changes
+   on flat series). A candidate that fails is removed and its neighbours are tested again on the
+   merged segments, until every remaining change passes. One noisy point cannot be a change: no segment
+   is shorter than `min_size`, and a median does not follow one outlier.
+
+A slow creep (1% a commit) becomes one change in the middle of the ramp whose size is the accumulated
+shift, which is what asv's fix for issue 932 compares.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_MIN_SIZE = 3  # points per segment: no change rests on fewer
+DEFAULT_ALPHA = 0.01
+# The smallest relative change worth reporting. From the A/A spread of per-run case medians of the `ci`
+# matrix on the 2-core CI machine (docs/measurements.md, "Change points"): consecutive identical runs
+# differed by up to about 4%, so 5% keeps A/A histories quiet.
+DEFAULT_MIN_MAGNITUDE = 0.05
+
+
+@dataclass(frozen=True)
+class Change:
+    index: int  # the first point of the new segment
+    before_ms: float  # the median of the segment before it
+    after_ms: float  # ... and of the one after
+    p_value: float
+
+    @property
+    def ratio(self) -> float:
+        return self.after_ms / self.before_ms
+
+    @property
+    def slowdown(self) -> bool:
+        return self.ratio > 1
+
+
+def _noise(y: np.ndarray) -> float:
+    """The series' point-to-point noise (standard deviation), robust to steps: MAD of differences / sqrt 2."""
+    d = np.diff(y)
+    if d.size == 0:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2))
+
+
+def candidates(y: np.ndarray, min_size: int) -> list[int]:
+    """Change-point candidates (indices of the first point of each new segment) from ruptures' Binseg."""
+    import ruptures as rpt
+
+    n = len(y)
+    if n < 2 * min_size:
+        return []
+    sigma = max(_noise(y), 1e-6)
+    penalty = 2 * math.log(n) * sigma**2  # a change must explain more than the noise of two log n points
+    bkps = rpt.Binseg(model="l2", min_size=min_size, jump=1).fit(y.reshape(-1, 1)).predict(pen=penalty)
+    return [b for b in bkps if b < n]
+
+
+PERMUTATIONS = 499  # the smallest p is 1/500 = 0.002, below every alpha used
+
+
+def best_gains(segments: np.ndarray, min_size: int) -> np.ndarray:
+    """Per row of `segments` (each a series), the largest reduction of the squared error that one split
+    into two parts of at least `min_size` points achieves (cumulative sums: all splits at once)."""
+    m = segments.shape[1]
+    total = segments.sum(axis=1, keepdims=True)
+    left = np.cumsum(segments, axis=1)[:, min_size - 1 : m - min_size]  # split after index min_size-1 .. m-min_size-1
+    k = np.arange(min_size, m - min_size + 1)  # points on the left
+    right = total - left
+    gain = left**2 / k + right**2 / (m - k) - total**2 / m  # SSE(all) - SSE(left) - SSE(right)
+    return gain.max(axis=1)
+
+
+def permutation_p(segment: np.ndarray, min_size: int, seed: int = 0) -> float:
+    """P of the segment's best split being as good as it is by chance (its points in random order)."""
+    if len(segment) < 2 * min_size or np.ptp(segment) == 0:
+        return 1.0
+    observed = best_gains(segment[None, :], min_size)[0]
+    rng = np.random.default_rng(seed)
+    shuffled = np.array([rng.permutation(segment) for _ in range(PERMUTATIONS)])
+    return float((1 + np.sum(best_gains(shuffled, min_size) >= observed * (1 - 1e-12))) / (1 + PERMUTATIONS))
+
+
+def _test(y: np.ndarray, values: np.ndarray, left: slice, right: slice, min_size: int) -> tuple[float, float, float]:
+    """(median before, median after, permutation p) of two neighbouring segments."""
+    p = permutation_p(y[left.start : right.stop], min_size, seed=left.start * 1000 + right.stop)
+    return float(np.median(values[left])), float(np.median(values[right])), p
+
+
+def detect(values: Sequence[float], min_size: int = DEFAULT_MIN_SIZE, min_magnitude: float = DEFAULT_MIN_MAGNITUDE,
+           alpha: float = DEFAULT_ALPHA) -> list[Change]:
+    """The significant changes of a series of step times (in history order)."""
+    x = np.asarray(values, dtype=float)
+    if x.size < 2 * min_size or not np.all(x > 0):
+        return []
+    y = np.log(x)
+    kept = candidates(y, min_size)
+    while True:
+        bounds = [0, *kept, len(y)]
+        tested = []
+        for k in range(1, len(bounds) - 1):
+            before, after, p = _test(y, x, slice(bounds[k - 1], bounds[k]), slice(bounds[k], bounds[k + 1]), min_size)
+            tested.append(Change(bounds[k], before, after, p))
+        weak = [c for c in tested if c.p_value >= alpha or abs(c.ratio - 1) < min_magnitude]
+        if not weak:
+            return tested
+        # drop the weakest one and test the merged segments again
+        worst = max(weak, key=lambda c: (c.p_value, -abs(c.ratio - 1)))
+        kept = [i for i in kept if i != worst.index]
+
+
+@dataclass(frozen=True)
+class SeriesChanges:
+    """A case's history on one machine, its changes and what its newest segment says."""
+
+    case_id: str
+    fingerprint: str
+    machine: str
+    points: int
+    commits: tuple[str | None, ...]  # the commit of each point, in history order
+    values: tuple[float, ...]
+    changes: tuple[Change, ...]
+
+    @property
+    def newest_is_slowdown(self) -> bool:
+        """Whether the newest segment is a significant slowdown against the one before it."""
+        return bool(self.changes) and self.changes[-1].slowdown
+
+    def first_commit_after(self, change: Change) -> str | None:
+        return self.commits[change.index]
+
+
+def analyse(points, min_size: int = DEFAULT_MIN_SIZE, min_magnitude: float = DEFAULT_MIN_MAGNITUDE,
+            alpha: float = DEFAULT_ALPHA) -> list[SeriesChanges]:
+    """Change points of every (case, machine) series of a history (bench/results/history.py)."""
+    out = []
+    for (case_id, fp), g in points.groupby(["case_id", "fingerprint"], sort=False):
+        values = tuple(float(v) for v in g["step_time_ms"])
+        out.append(SeriesChanges(case_id, fp, str(g["machine"].iloc[0]), len(values), tuple(g["commit"]), values,
+                                 tuple(detect(values, min_size, min_magnitude, alpha))))
+    return out

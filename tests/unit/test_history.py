@@ -1,0 +1,112 @@
+"""The results history (bench/results/history.py) and `bench history`: runs found at any depth and in
+export files, ordered by commit date, one series per machine, the nightly --fail, and bad input."""
+
+import json
+
+import pytest
+
+from bench.core.specs import Case, ModelSpec, TrainSpec
+from bench.results.history import load_history
+from bench.results.record import Record
+from bench.results.store import save_run, to_frame
+
+CASES = (Case("torch", ModelSpec("rnn", (64, 64)), TrainSpec(), "synthetic", sequence="random"),
+         Case("keras", ModelSpec("rnn", (64, 64)), TrainSpec(), "synthetic", sequence="random"))
+
+
+def write_run(root, i: int, ms: dict[str, float], cpu="AMD EPYC", date=None, matrix="ci"):
+    run_id = f"20261201-{i:06d}-abcdef"
+    rows = []
+    for case in CASES:
+        value = ms.get(case.adapter)
+        rows.append(Record.for_case(case, run_id, 2).with_measurements({
+            "status": "ok" if value else "failed", "step_time_ms_median": value, "cpu_model": cpu, "cpu_cores": 2,
+            "step_times_ms": [value or 1.0] * 5, "warmup_steps": 0}).to_row())
+    meta = {"run_id": run_id, "matrix": matrix, "threads": 2,
+            "environment": {"cpu_model": cpu, "cpu_cores": 2, "gpu": {"available": False},
+                            "git": {"commit": f"{i:040x}", "dirty": False,
+                                    "commit_date": date or f"2026-12-{1 + i // 24:02d}T{i % 24:02d}:00:00+00:00"}}}
+    (root / "runs" / run_id).mkdir(parents=True)
+    save_run(root / "runs" / run_id, to_frame(rows), meta)
+    return root / "runs" / run_id
+
+
+def test_runs_at_any_depth_become_one_ordered_series_per_case_and_machine(tmp_path):
+    for i, torch_ms in enumerate([10.0, 10.1, 9.9]):
+        write_run(tmp_path / "ci-artifacts" / f"job{i}", i, {"torch": torch_ms, "keras": 20.0})
+    write_run(tmp_path / "other", 5, {"torch": 30.0, "keras": 40.0}, cpu="Intel Xeon")
+    points = load_history([str(tmp_path)])
+    torch = points[(points["case_id"] == CASES[0].case_id)]
+    assert torch.groupby("fingerprint").size().sort_values().tolist() == [1, 3]  # two machines, never mixed
+    amd = torch[torch["machine"].str.startswith("AMD")]
+    assert amd["step_time_ms"].tolist() == [10.0, 10.1, 9.9]  # in commit-date order
+    assert amd["commit"].tolist() == [f"{i:040x}" for i in range(3)]
+    assert len(load_history([str(tmp_path)], cases=["keras/*"])) == 4
+    assert len(load_history([str(tmp_path)], matrix="ci")) == 8
+
+
+def test_export_files_join_the_history(tmp_path):
+    from bench.render.export import export
+    from bench.results.store import load_results
+
+    run = write_run(tmp_path / "a", 0, {"torch": 10.0, "keras": 20.0})
+    df, meta = load_results(run)
+    exported = tmp_path / "exp" / "bench.json"
+    exported.parent.mkdir()
+    exported.write_text(json.dumps(export(df, meta, "pytest-benchmark"), default=str))
+    points = load_history([str(exported), str(run)])
+    assert len(points) == 4 and points["fingerprint"].nunique() == 1  # the same machine either way
+    gab = tmp_path / "gab.json"
+    gab.write_text(json.dumps(export(df, meta, "github-action-benchmark")))
+    from bench.core.errors import BenchInputError
+
+    with pytest.raises(BenchInputError, match="holds no commit and no machine"):
+        load_history([str(gab)])
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["history", "{tmp}/nothing-here"], "no such file or directory"),
+    (["history", "{tmp}/empty"], "holds no run"),
+    (["history", "{tmp}/runs-two-machines", "--fail"], "points from 2 machines"),
+    (["history", "{tmp}/runs-two-machines", "--machine", "zzz"], "no point of that machine"),
+    (["history", "{tmp}/runs-two-machines", "--matrix", "nosuch"], "no step time to build a history from"),
+    (["history", "{tmp}/runs-two-machines", "--min-magnitude", "5"], "a fraction between 0 and 1"),
+])
+def test_bad_input_is_exit_2_naming_the_value(tmp_path, capsys, argv, fragment):
+    from bench.cli.main import main
+
+    (tmp_path / "empty").mkdir()
+    write_run(tmp_path / "runs-two-machines", 0, {"torch": 10.0, "keras": 20.0})
+    write_run(tmp_path / "runs-two-machines", 1, {"torch": 30.0, "keras": 40.0}, cpu="Intel Xeon")
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 2
+    assert fragment in capsys.readouterr().err
+
+
+def test_the_nightly_gate_fails_on_a_newest_slowdown_and_plots_it(tmp_path, capsys):
+    from bench.cli.main import main
+
+    for i in range(12):
+        write_run(tmp_path, i, {"torch": 10.0 * (1.2 if i >= 8 else 1.0) * (1 + 0.002 * (i % 3)), "keras": 20.0})
+    plot = tmp_path / "history.svg"
+    assert main(["history", str(tmp_path), "--fail", "--plot", str(plot), "--format", "json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    torch = next(s for s in out["series"] if s["case_id"].startswith("torch"))
+    (change,) = torch["changes"]
+    assert change["first_commit"] == f"{8:040x}" and change["ratio"] == pytest.approx(1.2, abs=0.01)
+    assert torch["newest_is_slowdown"] and out["failed"]
+    assert plot.read_text().startswith("<svg") and f"{100 * (change['ratio'] - 1):+.1f}%" in plot.read_text()
+    assert main(["history", str(tmp_path), "--case", "keras/*", "--fail"]) == 0
+
+
+def test_the_report_shows_the_history_of_the_runs_cases_on_its_machine(tmp_path):
+    pytest.importorskip("matplotlib")
+    from bench.cli.report import write_report
+
+    for i in range(12):  # 6 against 6: a permutation test can reach p < 0.01 (4 against 5 cannot: 2/126)
+        write_run(tmp_path / "hist", i, {"torch": 10.0 if i < 6 else 12.0, "keras": 20.0})
+    write_run(tmp_path / "hist", 20, {"torch": 99.0, "keras": 99.0}, cpu="Intel Xeon")  # another machine: left out
+    last = write_run(tmp_path / "now", 13, {"torch": 12.0, "keras": 20.0})
+    path, charts = write_report([last], tmp_path / "r.html", history=[str(tmp_path / "hist")])
+    page = path.read_text()
+    assert charts == 8 and 'data-chart="history"' in page and "+20.0%" in page
+    assert "Intel" not in page.split('data-chart="history"')[1].split("</figure>")[0]
