@@ -66,7 +66,7 @@ _converge_models = _ci_models  # the same three 2x64 models, trained on real lab
 
 
 def _scaling_models() -> list[ModelSpec]:
-    return [ModelSpec(cell=cell, units=(64,)) for cell in ("rnn", "lstm")]
+    return [ModelSpec(cell=cell, units=(64,)) for cell in CELLS]
 
 
 MATRICES: dict[str, MatrixDef] = {
@@ -107,15 +107,16 @@ MATRICES: dict[str, MatrixDef] = {
     ),
     "scaling": MatrixDef(
         "scaling",
-        "keras+torch x rnn/lstm, one layer, swept one axis at a time around 64 units, 28 timesteps, batch 64: "
-        "units 32..512, timesteps 7..112, batch 16..256; 30 steps each on synthetic data: cost curves and crossovers",
+        "keras+torch x rnn/gru/lstm, one layer, swept one axis at a time around 64 units, 28 timesteps, batch 64: "
+        "units 32..1024, timesteps 7..224, batch 16..512; 30 steps each on synthetic data: cost curves and crossovers",
         timeout_s=600,
         dataset="synthetic",
         models=_scaling_models,
-        # 30 steps: 5 warm-up and 25 timed, enough for a median; 2 epochs hold 30 steps at batch 256
-        train=TrainSpec(batch_size=64, epochs=2, max_steps=30, warmup_steps=5, inference=False),
-        sweeps=(Sweep("units", (32, 64, 128, 256, 512)), Sweep("timesteps", (7, 14, 28, 56, 112)),
-                Sweep("batch_size", (16, 32, 64, 128, 256))),
+        # 30 steps: 5 warm-up and 25 timed, enough for a median; 4 epochs hold 30 steps at batch 512
+        train=TrainSpec(batch_size=64, epochs=4, max_steps=30, warmup_steps=5, inference=False),
+        # six points a side: the largest three are where the FLOP model's exponents are compared
+        sweeps=(Sweep("units", (32, 64, 128, 256, 512, 1024)), Sweep("timesteps", (7, 14, 28, 56, 112, 224)),
+                Sweep("batch_size", (16, 32, 64, 128, 256, 512))),
     ),
     "seeds": MatrixDef(
         "seeds",

@@ -8,19 +8,21 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.core.status import Status
-from bench.stats.scaling import FLOP_EXPONENT, LEVEL, SweepSeries, sweep_series
+from bench.stats.scaling import FLOP_EXPONENT, LEVEL, TIE, UPPER_POINTS, SweepSeries, sweep_series
 
 
 def fit_text(series: SweepSeries) -> str:
     """'exponent: keras 1.62 [1.41, 1.83], torch 1.21 [0.98, 1.44] (FLOP model 2)'."""
     parts = []
+    upper = series.upper_fits
     for adapter, fit in series.fits.items():
         if fit is None:
             parts.append(f"{adapter} -")
-        elif fit.low is None:
-            parts.append(f"{adapter} {fit.exponent:.2f} (2 points, no interval)")
-        else:
-            parts.append(f"{adapter} {fit.exponent:.2f} [{fit.low:.2f}, {fit.high:.2f}]")
+            continue
+        text = f"{adapter} {fit.exponent:.2f}" + (f" [{fit.low:.2f}, {fit.high:.2f}]" if fit.low is not None else "")
+        if upper.get(adapter) is not None:
+            text += f" ({upper[adapter].exponent:.2f} over the largest {UPPER_POINTS})"
+        parts.append(text)
     flop = FLOP_EXPONENT.get(series.axis)
     return (f"step time ~ {series.axis}^b, b ({LEVEL:.0%} interval): " + ", ".join(parts)
             + (f"; the FLOP model's b at large sizes: {flop:g}" if flop else ""))
@@ -30,8 +32,8 @@ def crossover_text(series: SweepSeries) -> str:
     found = series.crossings
     family = series.family.split(",")[0]
     if not found:
-        best = {min((t for t in ts if t is not None), default=None) for ts in series.times.values()}
-        return "no crossover: the same adapter is fastest at every point" if len(series.times) > 1 and best else ""
+        return (f"no crossover: the same adapter is fastest at every point (or within {TIE:.0%}, a tie)"
+                if len(series.times) > 1 else "")
     return "; ".join(c.text(series.axis, family) for c in found)
 
 

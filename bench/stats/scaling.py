@@ -5,9 +5,13 @@ adapter changes.
   2: quadratic), its interval the Student-t interval of the slope (n - 2 degrees of freedom). The FLOP
   model (bench/measure/flops.py) predicts b -> 2 in units and b -> 1 in timesteps and batch size once the
   matrix work dominates; below that, launch and per-step overheads flatten the curve (b < prediction).
-- **Crossover**: between two neighbouring axis values where the fastest adapter changes, the point where
-  the two adapters' step times are equal, interpolated linearly in log-log space (each curve is a power
-  law between its measured points), said in words: "keras is faster below about 180 units".
+  The FLOP model speaks of large sizes, so the exponent over the largest three points (`upper`) is
+  reported beside the one over every point.
+- **Crossover**: where the fastest adapter changes along the axis, the point where the two adapters' step
+  times are equal, interpolated linearly in log-log space (each curve is a power law between its measured
+  points), said in words: "keras is faster below about 180 units". A point where the two fastest are
+  within TIE (5%) of each other decides nothing: one process per point moves by a few percent, and a
+  ranking that flips inside that band is noise, not a crossover; the interpolation then spans the tie.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import numpy as np
 from bench.stats.break_even import variant
 
 LEVEL = 0.95
+TIE = 0.05  # two adapters within 5% at a point: neither is faster there
+UPPER_POINTS = 3  # the exponent "at large sizes": over the largest three values of the axis
 # What the analytic FLOP model predicts for large sizes (bench/measure/flops.py: matmuls of in x h and
 # h x h per timestep and gate, times batch and timesteps); layers add equal blocks: linear.
 FLOP_EXPONENT = {"units": 2.0, "timesteps": 1.0, "batch_size": 1.0, "layers": 1.0}
@@ -70,23 +76,25 @@ def _round(v: float) -> str:
     return f"{two:,.0f}" if two >= 10 else f"{two:g}"
 
 
-def crossovers(x: Sequence[float], times: Mapping[str, Sequence[float | None]]) -> list[Crossover]:
-    """Where the fastest adapter changes along the axis (x ascending; None where an adapter has no time)."""
-    def fastest(i: int) -> str | None:
-        have = {a: t[i] for a, t in times.items() if t[i] is not None and math.isfinite(t[i])}
-        return min(have, key=have.get) if have else None
+def clear_winner(times: Mapping[str, Sequence[float | None]], i: int, tie: float = TIE) -> str | None:
+    """The adapter fastest at point i by more than `tie` over every other one there; None for a tie."""
+    have = sorted((t[i], a) for a, t in times.items() if t[i] is not None and math.isfinite(t[i]))
+    if not have or (len(have) > 1 and have[1][0] < have[0][0] * (1 + tie)):
+        return None
+    return have[0][1]
 
+
+def crossovers(x: Sequence[float], times: Mapping[str, Sequence[float | None]], tie: float = TIE) -> list[Crossover]:
+    """Where the clearly fastest adapter changes along the axis (x ascending; None where an adapter has no
+    time); ties are skipped, and the crossing is interpolated between the two clear points around it."""
+    clear = [(i, w) for i in range(len(x)) if (w := clear_winner(times, i, tie)) is not None]
     out = []
-    for i in range(len(x) - 1):
-        a, b = fastest(i), fastest(i + 1)
-        if a is None or b is None or a == b:
+    for (i, a), (j, b) in zip(clear, clear[1:], strict=False):
+        if a == b or None in (times[a][i], times[a][j], times[b][i], times[b][j]):
             continue
-        ta0, ta1, tb0, tb1 = times[a][i], times[a][i + 1], times[b][i], times[b][i + 1]
-        if None in (ta0, ta1, tb0, tb1):
-            continue
-        d0, d1 = math.log(ta0 / tb0), math.log(ta1 / tb1)  # a faster at i (d0 < 0), b at i + 1 (d1 > 0)
+        d0, d1 = math.log(times[a][i] / times[b][i]), math.log(times[a][j] / times[b][j])  # < 0 at i, > 0 at j
         frac = d0 / (d0 - d1) if d0 != d1 else 0.5
-        at = math.exp(math.log(x[i]) + frac * (math.log(x[i + 1]) - math.log(x[i])))
+        at = math.exp(math.log(x[i]) + frac * (math.log(x[j]) - math.log(x[i])))
         out.append(Crossover(at, a, b))
     return out
 
@@ -106,6 +114,13 @@ class SweepSeries:
     @property
     def fits(self) -> dict[str, Fit | None]:
         return {a: fit_exponent(self.values, t) for a, t in self.times.items()}
+
+    @property
+    def upper_fits(self) -> dict[str, Fit | None]:
+        """The exponent over the largest UPPER_POINTS values: what the FLOP model's b speaks of."""
+        if len(self.values) <= UPPER_POINTS:
+            return {a: None for a in self.times}
+        return {a: fit_exponent(self.values[-UPPER_POINTS:], t[-UPPER_POINTS:]) for a, t in self.times.items()}
 
     @property
     def crossings(self) -> list[Crossover]:
