@@ -62,7 +62,6 @@ class Cell:
     processes: int
     throttled: bool = False  # the GPU slowed its clocks (power, thermal) while steps were timed
     lower: bool = False  # accuracy significantly below the row's best adapter's (two seeds or more a side)
-    accuracies: tuple[float, ...] = ()  # one per seed
 
     @property
     def tta_s(self) -> float | None:
@@ -118,7 +117,6 @@ def cells(df: pd.DataFrame) -> tuple[list[str], list[str], dict[tuple[str, str],
             tta=time_to_target(g),
             processes=len(g),
             throttled=bool(g["gpu_throttled"].eq(True).any()) if "gpu_throttled" in g else False,
-            accuracies=tuple(accuracies),
         )
     lower = {(gap.model, gap.other) for gap in accuracy_gaps(df) if gap.significant}
     return models, adapters, {k: replace(c, lower=True) if k in lower else c for k, c in out.items()}
