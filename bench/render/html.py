@@ -263,10 +263,10 @@ def chart_time_to_accuracy(df: pd.DataFrame) -> Chart:
         ax.set_ylabel("test accuracy (%)")
     for ax in axes[-1, :]:
         ax.set_xlabel("training seconds")
-    if adapters:
+    if adapters:  # below the panels: above them it ran into the panel titles
         fig.legend(handles=[plt.Line2D([], [], color=colors[a], marker="o", markersize=3, label=a) for a in adapters],
-                   loc="upper center", ncol=len(adapters), frameon=False, fontsize=8, bbox_to_anchor=(0.5, 1.0))
-        fig.tight_layout(rect=(0, 0, 1, 0.97))
+                   loc="lower center", ncol=len(adapters), frameon=False, fontsize=8, bbox_to_anchor=(0.5, 0.0))
+        fig.tight_layout(rect=(0, 0.5 / (0.6 + 2.3 * rows), 1, 1))
     seeds = int(bands["seeds"].max()) if len(bands) else 1
     caption = ("Test accuracy over training time (summed step times), one panel per model, evaluated every "
                "--eval-every steps outside the training clock; the dotted line is the target accuracy.")
@@ -299,6 +299,12 @@ def chart_memory(df: pd.DataFrame) -> Chart:
 def chart_phases(df: pd.DataFrame) -> Chart:
     plt = _matplotlib()
     data = per_case(_ok(df))[["model", "adapter", "forward_ms", "backward_ms", "optimizer_ms"]].dropna()
+    if data.empty:  # the split runs only where asked for: say so instead of drawing empty axes
+        fig, ax = plt.subplots(figsize=(CHART_WIDTH_IN, 0.6))
+        ax.axis("off")
+        ax.text(0, 0.5, "not measured in this run", fontsize=9, va="center")
+        return Chart("phases", "Forward / backward / optimizer", "The split of a step is measured only where asked "
+                     "for (run --phases; on in the smoke matrix): it costs about 18 steps' time per case.", _svg(fig), data)
     fig, ax = plt.subplots(figsize=(CHART_WIDTH_IN, 0.8 + CHART_ROW_IN * max(1, len(data))))
     left = np.zeros(len(data))
     for col, color in (("forward_ms", "#4c72b0"), ("backward_ms", "#dd8452"), ("optimizer_ms", "#55a868")):
@@ -342,11 +348,17 @@ def chart_sweeps(df: pd.DataFrame) -> Chart | None:
             ax.axvline(c.at, color="#888", lw=0.8, ls=":")
             ax.annotate(f"{c.below} | {c.above}\n~{c.at:,.0f}", (c.at, ax.get_ylim()[1]), fontsize=7, ha="center",
                         va="top", xytext=(0, -2), textcoords="offset points")
+        from matplotlib.ticker import FuncFormatter, NullFormatter
+
         for a_ in (ax, mem_ax):
             a_.set_xscale("log", base=2)
+            a_.set_xticks(s.values, [f"{v:,}" for v in s.values])  # the swept values, not powers of two
+            a_.xaxis.set_minor_formatter(NullFormatter())
             a_.set_xlabel(s.axis)
             a_.grid(alpha=0.3, which="both")
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if str(f"{v:g}")[0] in "25" else ""))
         ax.set_ylabel("ms per step")
         ax.set_title(f"{s.family}", fontsize=8.5)
         ax.legend(fontsize=7, frameon=False, title=f"b: fitted exponent (FLOP model {FLOP_EXPONENT.get(s.axis, 0):g})",
