@@ -61,7 +61,9 @@ def test_one_noisy_point_is_never_a_change_and_short_series_have_none():
 def test_the_newest_segment_decides_the_nightly_gate():
     import pandas as pd
 
-    values = list(history("step", 0)) + [21.0 * 1.2] * 6  # the step, then 20% slower again
+    jitter = [1.0, 1.002, 0.998]  # one point of each level in three is a little off
+    values = [20.0 * jitter[i % 3] for i in range(AT)] + [21.0 * jitter[i % 3] for i in range(AT, N)] \
+        + [25.2] * 6  # 5% slower at AT, then 20% slower again at N
     points = pd.DataFrame({"case_id": "c", "fingerprint": "m", "machine": "x", "commit": [f"{i:040x}" for i in
                                                                                           range(len(values))],
                            "step_time_ms": values})

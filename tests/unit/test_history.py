@@ -85,7 +85,7 @@ def test_bad_input_is_exit_2_naming_the_value(tmp_path, capsys, argv, fragment):
 def test_the_nightly_gate_fails_on_a_newest_slowdown_and_plots_it(tmp_path, capsys):
     from bench.cli.main import main
 
-    for i in range(12):
+    for i in range(14):  # 8 runs, then 6 runs 20% slower: enough points for a permutation p well below 0.01
         write_run(tmp_path, i, {"torch": 10.0 * (1.2 if i >= 8 else 1.0) * (1 + 0.002 * (i % 3)), "keras": 20.0})
     plot = tmp_path / "history.svg"
     assert main(["history", str(tmp_path), "--fail", "--plot", str(plot), "--format", "json"]) == 1
