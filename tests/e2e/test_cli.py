@@ -34,6 +34,22 @@ from tests.conftest import ROOT, installed
         (["--precision", "fp64"], ["invalid choice: 'fp64'", "'fp32', 'tf32', 'bf16', 'fp16'"]),
         (["--matrix", "smoke", "--adapters", "keras,tf1-graph", "--precision", "bf16"],
          ["adapter 'tf1-graph'", "precision 'bf16' is not supported by tf1-graph", "it supports: fp32, tf32"]),
+        # sequences and sweeps
+        (["--matrix", "ci", "--sequence", "pixels"], ["--sequence 'pixels' reads images", "--timesteps T --features F"]),
+        (["--timesteps", "100"], ["--timesteps/--features shape synthetic data", "dataset 'mnist-5k'", "pixels: 784x1"]),
+        (["--sequence", "columns"], ["invalid choice: 'columns'", "'rows', 'pixels', 'permuted-pixels'"]),
+        (["--sweep", "depth=1,2"], ["unknown axis 'depth'", "'units', 'timesteps', 'batch_size' or 'layers'"]),
+        (["--sweep", "units=512..64"], ["the range 512..64 has no points"]),
+        (["--matrix", "ci", "--sweep", "units=1..4096", "--sweep", "batch=1..4096", "--sweep", "timesteps=1..4096"],
+         ["more than 200", "confirm with --yes"]),
+        (["--sweep", "timesteps=7,14"], ["images have a fixed length"]),
+        # seeds and the compile switch
+        (["--seeds", "0"], ["--seeds", "a count N >= 1"]),
+        (["--seeds", "1,-2"], ["seed -2 is negative"]),
+        (["--seeds", "3,3"], ["seed 3 is given twice"]),
+        (["--seed", "1", "--seeds", "2"], ["--seed 1 and --seeds 0,1: give one"]),
+        (["--jit-compile", "maybe"], ["--jit-compile", "auto, on, off"]),
+        (["--adapters", "torch", "--jit-compile", "on,off"], ["none of the adapters", "keras, keras-jax, keras-torch"]),
     ],
 )
 def test_bad_input_exits_2_and_creates_nothing(tmp_path, capsys, argv, fragments):

@@ -59,3 +59,14 @@ def test_find_names_the_commit_that_made_a_step_slower(tmp_path, fake_adapters):
     assert tested[culprit]["bad"] and tested[culprit]["ratio"] > 2
     assert len(out["steps"]) <= 3  # BAD, then a binary search over 4 commits
     assert "rnnbench-ab-" not in _git(repo, "worktree", "list")  # every worktree removed
+
+
+def test_bad_revisions_exit_2_before_any_work(tmp_path, capsys):
+    from bench.cli.main import main
+
+    out = tmp_path / "out"
+    for argv, fragment in ((["HEAD", "HEAD~1"], "is not an ancestor of BAD"), (["nosuch", "HEAD"], "revision 'nosuch' does not exist"),
+                           (["HEAD", "HEAD"], "are the same commit")):
+        assert main(["find", *argv, "--out", str(out)]) == 2
+        assert fragment in capsys.readouterr().err
+    assert not out.exists()
