@@ -10,8 +10,10 @@ adapter changes.
 - **Crossover**: where the fastest adapter changes along the axis, the point where the two adapters' step
   times are equal, interpolated linearly in log-log space (each curve is a power law between its measured
   points), said in words: "keras is faster below about 180 units". A point where the two fastest are
-  within TIE (5%) of each other decides nothing: one process per point moves by a few percent, and a
-  ranking that flips inside that band is noise, not a crossover; the interpolation then spans the tie.
+  within TIE (10%) of each other decides nothing: one process per point moves by several percent between
+  fresh processes, and a ranking that flips inside that band is noise, not a crossover (at 5%, the
+  `scaling` matrix read SimpleRNN's timesteps as keras, torch, keras at 7, 14, 28 on a 6.5% gap); the
+  interpolation then spans the tie. `run --repeat 3` narrows what a point's noise can do.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 from bench.stats.break_even import variant
 
 LEVEL = 0.95
-TIE = 0.05  # two adapters within 5% at a point: neither is faster there
+TIE = 0.10  # two adapters within 10% at a point: neither is faster there
 UPPER_POINTS = 3  # the exponent "at large sizes": over the largest three values of the axis
 # What the analytic FLOP model predicts for large sizes (bench/measure/flops.py: matmuls of in x h and
 # h x h per timestep and gate, times batch and timesteps); layers add equal blocks: linear.

@@ -165,10 +165,10 @@ def test_the_report_draws_the_sweep_on_log_log_axes():
     assert html.chart_sweeps(sweep_run().assign(sweep_axes="")) is None
 
 
-def test_a_ranking_within_five_percent_is_a_tie_not_a_crossover():
+def test_a_ranking_within_ten_percent_is_a_tie_not_a_crossover():
     # keras clearly faster at 8, a tie at 16 (2% apart), torch clearly faster at 32: one crossover,
     # interpolated between 8 and 32 across the tie
     (c,) = crossovers([8, 16, 32], {"keras": [1.0, 2.0, 4.0], "torch": [1.2, 1.96, 3.0]})
     assert (c.below, c.above) == ("keras", "torch") and 8 < c.at < 32
     # flips inside the band are no crossing at all
-    assert crossovers([8, 16, 32], {"keras": [1.0, 1.02, 1.0], "torch": [1.01, 1.0, 1.03]}) == []
+    assert crossovers([8, 16, 32], {"keras": [1.0, 1.08, 1.0], "torch": [1.07, 1.0, 1.09]}) == []
