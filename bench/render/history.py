@@ -19,19 +19,22 @@ def change_text(series, change) -> str:
 def history_table(found: list, min_magnitude: float, alpha: float, min_size: int) -> Table:
     table = Table(title=f"step-time history: change points of at least {100 * min_magnitude:g}% at p < {alpha:g}, "
                   f"segments of {min_size} points or more", header_style="bold", show_edge=False, pad_edge=False)
-    for col in ("case", "machine", "points", "newest ms", "changes (first commit after each)", "newest segment"):
-        table.add_column(col, justify="right" if col in ("points", "newest ms") else "left")
+    for col in ("case", "machine", "points", "outliers", "newest ms", "changes (first commit after each)",
+                "newest segment"):
+        table.add_column(col, justify="right" if col in ("points", "outliers", "newest ms") else "left")
     for s in found:
         newest = "[bold red]slower[/]" if s.newest_is_slowdown else \
             ("[green]faster[/]" if s.changes else "[dim]no change[/]")
-        table.add_row(s.case_id, s.fingerprint, str(s.points), f"{s.values[-1]:.2f}",
+        table.add_row(s.case_id, s.fingerprint, str(s.points), str(len(s.outliers)) if s.outliers else "-",
+                      f"{s.values[-1]:.2f}",
                       "; ".join(change_text(s, c) for c in s.changes) or "-", newest)
     return table
 
 
 def history_rows(found: list) -> list[dict[str, Any]]:
     return [{"case_id": s.case_id, "fingerprint": s.fingerprint, "machine": s.machine, "points": s.points,
-             "step_time_ms": list(s.values), "commits": list(s.commits), "newest_is_slowdown": s.newest_is_slowdown,
+             "step_time_ms": list(s.values), "commits": list(s.commits), "outliers": list(s.outliers),
+             "newest_is_slowdown": s.newest_is_slowdown,
              "changes": [{"first_commit": s.first_commit_after(c), "index": c.index, "before_ms": c.before_ms,
                           "after_ms": c.after_ms, "ratio": c.ratio, "p_value": c.p_value} for c in s.changes]}
             for s in found]
@@ -39,7 +42,7 @@ def history_rows(found: list) -> list[dict[str, Any]]:
 
 def history_svg(found: list) -> str:
     """Small multiples: one panel per series, its points in history order, each segment's median as a
-    line and every change point marked with its size and first commit."""
+    line, every change point marked with its size and first commit, the outliers set aside crossed."""
     import math
 
     from bench.render.html import CHART_WIDTH_IN, _matplotlib, _svg
@@ -50,6 +53,10 @@ def history_svg(found: list) -> str:
     fig, axes = plt.subplots(rows, cols, figsize=(CHART_WIDTH_IN, 0.5 + 2.4 * rows), squeeze=False)
     for ax, s in zip(axes.flat, found, strict=False):
         ax.plot(range(s.points), s.values, marker="o", markersize=3, lw=0.8, color="#1f77b4")
+        if s.outliers:  # set aside by the Hampel filter: drawn, never a change
+            ax.plot(list(s.outliers), [s.values[i] for i in s.outliers], ls="none", marker="x", markersize=6,
+                    color="#ff7f0e", label="outlier (set aside)")
+            ax.legend(fontsize=6, loc="lower right")
         bounds = [0, *(c.index for c in s.changes), s.points]
         for start, end in zip(bounds, bounds[1:], strict=False):
             level = sorted(s.values[start:end])[(end - start) // 2]

@@ -113,7 +113,8 @@ def _grouped_hbar(data: pd.DataFrame, value: str, xlabel: str, log: bool = False
     if log:
         ax.set_xscale("log")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="best", fontsize=8, frameon=False)
+    if ax.get_legend_handles_labels()[0]:  # none when no case has this value
+        ax.legend(loc="best", fontsize=8, frameon=False)
     return fig
 
 
