@@ -20,6 +20,10 @@ def add_history_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--matrix", help="only runs of this matrix (e.g. ci)")
     p.add_argument("--case", action="append", default=[], metavar="PATTERN",
                    help="only these cases: a case id or a pattern (torch/*), repeatable")
+    p.add_argument("--by", default="commit", metavar="ORDER",
+                   help="order and name the points by commit (date; default), by version (each case's framework: "
+                   "an upgrade at one commit) or by version:PKG (one package's version from meta.json, e.g. "
+                   "version:numpy)")
     p.add_argument("--machine", metavar="FINGERPRINT",
                    help="only the series of this machine fingerprint (the table's 'machine' column)")
     p.add_argument("--min-magnitude", type=float, default=DEFAULT_MIN_MAGNITUDE, metavar="FRACTION",
@@ -40,6 +44,9 @@ def _validate(args: argparse.Namespace) -> None:
         raise BenchInputError(f"--alpha {args.alpha}: must be between 0 and 1")
     if args.min_size < 2:
         raise BenchInputError(f"--min-size {args.min_size}: at least 2 points per segment")
+    from bench.results.history import validate_order
+
+    validate_order(args.by)
     if args.plot and not args.plot.endswith(".svg"):
         raise BenchInputError(f"--plot {args.plot!r}: give a .svg file name")
 
@@ -51,7 +58,7 @@ def cmd_history(args: argparse.Namespace, console: Console) -> int:
     from bench.stats.changes import analyse
 
     _validate(args)
-    points = load_history(args.runs, args.matrix, args.case)
+    points = load_history(args.runs, args.matrix, args.case, by=args.by)
     if args.machine:
         machines = sorted(set(points["fingerprint"]))
         points = points[points["fingerprint"].str.startswith(args.machine)]
@@ -71,14 +78,15 @@ def cmd_history(args: argparse.Namespace, console: Console) -> int:
         atomic_write_bytes(Path(args.plot), history_svg(found).encode("utf-8"))
     slower = [s for s in found if s.newest_is_slowdown]
     if args.format == "json":
-        print(json.dumps({"series": history_rows(found), "failed": bool(args.fail and slower)}, indent=2, default=str))
+        print(json.dumps({"series": history_rows(found, args.by), "failed": bool(args.fail and slower)}, indent=2, default=str))
     else:
-        console.print(history_table(found, args.min_magnitude, args.alpha, args.min_size))
+        console.print(history_table(found, args.min_magnitude, args.alpha, args.min_size, args.by))
         machines = points.drop_duplicates("fingerprint")
         for _, m in machines.iterrows():
             console.print(f"[dim]machine {m['fingerprint']}: {m['machine']}[/]")
+        versions = f", {points['label'].nunique()} versions ({args.by})" if args.by != "commit" else ""
         console.print(f"{len(points)} points from {points['run_id'].nunique()} runs, {points['commit'].nunique()} commits"
-                      + (f"; chart: {args.plot}" if args.plot else ""))
+                      + versions + (f"; chart: {args.plot}" if args.plot else ""))
         if slower:
             console.print(f"[bold red]{len(slower)} case(s) slower in their newest segment[/]")
     return EXIT_CASE_FAILED if args.fail and slower else EXIT_OK

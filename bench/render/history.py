@@ -7,19 +7,22 @@ from typing import Any
 from rich.table import Table
 
 
-def _short(commit: str | None) -> str:
-    return (commit or "?")[:9]
+def _short(label: str | None) -> str:
+    """A commit's first 9 hex digits; a version as it is."""
+    text = label or "?"
+    return text[:9] if len(text) == 40 and all(c in "0123456789abcdef" for c in text) else text
 
 
 def change_text(series, change) -> str:
     """'+7.9% at 3d4bdfe12 (p=0.002)'."""
-    return f"{100 * (change.ratio - 1):+.1f}% at {_short(series.first_commit_after(change))} (p={change.p_value:.2g})"
+    return f"{100 * (change.ratio - 1):+.1f}% at {_short(series.first_after(change))} (p={change.p_value:.2g})"
 
 
-def history_table(found: list, min_magnitude: float, alpha: float, min_size: int) -> Table:
+def history_table(found: list, min_magnitude: float, alpha: float, min_size: int, by: str = "commit") -> Table:
     table = Table(title=f"step-time history: change points of at least {100 * min_magnitude:g}% at p < {alpha:g}, "
                   f"segments of {min_size} points or more", header_style="bold", show_edge=False, pad_edge=False)
-    for col in ("case", "machine", "points", "outliers", "newest ms", "changes (first commit after each)",
+    named = "commit" if by == "commit" else "version"
+    for col in ("case", "machine", "points", "outliers", "newest ms", f"changes (first {named} after each)",
                 "newest segment"):
         table.add_column(col, justify="right" if col in ("points", "outliers", "newest ms") else "left")
     for s in found:
@@ -31,11 +34,12 @@ def history_table(found: list, min_magnitude: float, alpha: float, min_size: int
     return table
 
 
-def history_rows(found: list) -> list[dict[str, Any]]:
+def history_rows(found: list, by: str = "commit") -> list[dict[str, Any]]:
+    """JSON rows; `labels` name the points (commits, or versions with --by version)."""
     return [{"case_id": s.case_id, "fingerprint": s.fingerprint, "machine": s.machine, "points": s.points,
-             "step_time_ms": list(s.values), "commits": list(s.commits), "outliers": list(s.outliers),
+             "by": by, "step_time_ms": list(s.values), "labels": list(s.labels), "outliers": list(s.outliers),
              "newest_is_slowdown": s.newest_is_slowdown,
-             "changes": [{"first_commit": s.first_commit_after(c), "index": c.index, "before_ms": c.before_ms,
+             "changes": [{"first_after": s.first_after(c), "index": c.index, "before_ms": c.before_ms,
                           "after_ms": c.after_ms, "ratio": c.ratio, "p_value": c.p_value} for c in s.changes]}
             for s in found]
 
@@ -63,10 +67,10 @@ def history_svg(found: list) -> str:
             ax.hlines(level, start - 0.3, end - 0.7, color="#444", lw=1.2)
         for c in s.changes:
             ax.axvline(c.index - 0.5, color="#d62728" if c.slowdown else "#2ca02c", ls="--", lw=1)
-            ax.annotate(f"{100 * (c.ratio - 1):+.1f}%\n{_short(s.first_commit_after(c))}", (c.index - 0.5, max(s.values)),
+            ax.annotate(f"{100 * (c.ratio - 1):+.1f}%\n{_short(s.first_after(c))}", (c.index - 0.5, max(s.values)),
                         fontsize=7, ha="left", va="top", xytext=(2, 0), textcoords="offset points")
         ticks = list(range(0, s.points, max(1, s.points // 6)))
-        ax.set_xticks(ticks, [_short(s.commits[i])[:7] for i in ticks], rotation=30, fontsize=7)
+        ax.set_xticks(ticks, [_short(s.labels[i])[:7] if s.labels[i] and len(s.labels[i]) == 40 else _short(s.labels[i]) for i in ticks], rotation=30, fontsize=7)
         ax.set_title(f"{s.case_id} ({s.fingerprint})", fontsize=8)
         ax.set_ylabel("ms per step")
         ax.grid(alpha=0.3)

@@ -1,5 +1,6 @@
 """A results history: every saved run under the given directories as one table of points, one per
-(case, machine, commit, run), ordered by commit date, never mixing machines.
+(case, machine, commit or framework version, run), ordered by commit date or by version, never mixing
+machines.
 
 Runs are found by their files (`results.parquet` beside a `meta.json`, at any depth: `results/runs/`,
 the run directories a CI job keeps as artifacts, a single run) and `bench export --format
@@ -29,7 +30,10 @@ from bench.core.errors import BenchInputError
 from bench.results.store import META_FILE, PARQUET_FILE
 
 POINT_COLUMNS = ["case_id", "adapter", "fingerprint", "machine", "commit", "commit_date", "run_id", "run_time",
-                 "matrix", "step_time_ms", "processes", "source"]
+                 "matrix", "step_time_ms", "processes", "source", "framework_version", "packages"]
+# How a history is ordered and what names its points: by commit (date), by the case's own framework version
+# (a framework upgrade at one commit), or by one package's version (e.g. numpy under every framework).
+ORDERS = ("commit", "version", "version:PKG")
 
 
 def fingerprint(cpu_model: Any, cpu_cores: Any, gpus: Sequence[str], threads: Any, precision: Any,
@@ -110,7 +114,7 @@ def _case_medians(run_dirs: list[Path]) -> pd.DataFrame:
         have = {row[0] for row in con.execute("DESCRIBE SELECT * FROM read_parquet(?, union_by_name = true)",
                                               [files]).fetchall()}
         optional = ", ".join(f"any_value({c}) AS {c}" if c in have else f"NULL AS {c}"
-                             for c in ("threads", "precision", "device", "cpu_model", "cpu_cores"))
+                             for c in ("threads", "precision", "device", "cpu_model", "cpu_cores", "framework_version"))
         return con.execute(
             f"""
             SELECT filename, case_id, any_value(adapter) AS adapter,
@@ -145,7 +149,8 @@ def points_from_runs(run_dirs: list[Path]) -> pd.DataFrame:
                      "commit": git.get("commit"), "commit_date": git.get("commit_date"), "run_id": run_id,
                      "run_time": run_time(run_id, meta), "matrix": meta.get("matrix"),
                      "step_time_ms": r["step_time_ms"], "processes": int(r["processes"]),
-                     "source": str(Path(r["filename"]).parent)})
+                     "source": str(Path(r["filename"]).parent), "framework_version": r["framework_version"],
+                     "packages": env.get("packages") or {}})
     return pd.DataFrame(rows, columns=POINT_COLUMNS)
 
 
@@ -173,13 +178,56 @@ def points_from_export(path: Path) -> pd.DataFrame:
                      "machine": words, "commit": commit.get("id"), "commit_date": commit.get("time"),
                      "run_id": commit.get("run_id") or path.stem, "run_time": doc.get("datetime"),
                      "matrix": commit.get("matrix"), "step_time_ms": step, "processes": len(medians) or 1,
-                     "source": str(path)})
+                     "source": str(path), "framework_version": (extra.get("framework") or " ").split(" ", 1)[1] or None,
+                     "packages": machine.get("packages") or {}})
     return pd.DataFrame(rows, columns=POINT_COLUMNS)
 
 
-def load_history(paths: Sequence[str], matrix: str | None = None, cases: Sequence[str] = ()) -> pd.DataFrame:
-    """Every point under `paths`, filtered by matrix and case patterns (fnmatch, e.g. 'torch/*'), ordered by
-    commit date, then run time. BenchInputError when nothing is left, naming what was read."""
+def validate_order(by: str) -> str:
+    """`by` as given, or BenchInputError naming the valid choices."""
+    if by in ("commit", "version") or (by.startswith("version:") and by.split(":", 1)[1].strip()):
+        return by
+    raise BenchInputError(f"--by {by!r}: choose one of {', '.join(ORDERS)} (e.g. version:numpy)")
+
+
+def _version_key(text: str) -> tuple:
+    """A sort key that orders release numbers as numbers (2.9 before 2.10), local tags (+cpu) aside."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return (0, Version(text), "")
+    except InvalidVersion:
+        return (1, Version("0"), text)
+
+
+def order_points(points: pd.DataFrame, by: str = "commit") -> pd.DataFrame:
+    """The points in history order with a `label` naming each one: by commit date (then run time), or by
+    version (the case's framework, or a package: `version:numpy`), commits and run times breaking ties.
+    A point that lacks the version asked for is left out; BenchInputError when none has it."""
+    validate_order(by)
+    order = points.assign(_when=points["commit_date"].fillna(points["run_time"]))
+    order = order.sort_values(["_when", "run_time"], kind="stable").drop(columns="_when")
+    if by == "commit":
+        return order.assign(label=order["commit"]).reset_index(drop=True)
+    if by == "version":
+        label = order["framework_version"]
+    else:
+        package = by.split(":", 1)[1].strip()
+        label = order["packages"].map(lambda p: (p or {}).get(package) if isinstance(p, dict) else None)
+    order = order.assign(label=label)[label.notna()]
+    if order.empty:
+        raise BenchInputError(f"--by {by}: no point records that version (runs record their framework's version "
+                              "and, in meta.json, the versions of the packages they loaded)")
+    key = order["label"].map(_version_key)
+    order = order.assign(_key=key).sort_values("_key", kind="stable").drop(columns="_key")
+    return order.reset_index(drop=True)
+
+
+def load_history(paths: Sequence[str], matrix: str | None = None, cases: Sequence[str] = (),
+                 by: str = "commit") -> pd.DataFrame:
+    """Every point under `paths`, filtered by matrix and case patterns (fnmatch, e.g. 'torch/*'), in history
+    order (`order_points`). BenchInputError when nothing is left, naming what was read."""
+    validate_order(by)
     run_dirs, exports = find_sources(paths)
     frames = [points_from_runs(run_dirs)] + [points_from_export(p) for p in exports]
     points = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else \
@@ -199,8 +247,7 @@ def load_history(paths: Sequence[str], matrix: str | None = None, cases: Sequenc
     if missing.any():
         dates = commit_dates(points.loc[missing, "commit"].tolist())
         points.loc[missing, "commit_date"] = points.loc[missing, "commit"].map(dates)
-    order = points.assign(_when=points["commit_date"].fillna(points["run_time"]))
-    return order.sort_values(["_when", "run_time"], kind="stable").drop(columns="_when").reset_index(drop=True)
+    return order_points(points, by)
 
 
 def series(points: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:

@@ -170,18 +170,24 @@ class SeriesChanges:
     fingerprint: str
     machine: str
     points: int
-    commits: tuple[str | None, ...]  # the commit of each point, in history order
+    labels: tuple[str | None, ...]  # what names each point, in history order: its commit, or a version
     values: tuple[float, ...]
     changes: tuple[Change, ...]
     outliers: tuple[int, ...] = ()  # points the Hampel filter set aside (shown, never a change)
+    commits: tuple[str | None, ...] = ()  # each point's commit, when the labels are versions
 
     @property
     def newest_is_slowdown(self) -> bool:
         """Whether the newest segment is a significant slowdown against the one before it."""
         return bool(self.changes) and self.changes[-1].slowdown
 
-    def first_commit_after(self, change: Change) -> str | None:
-        return self.commits[change.index]
+    def first_after(self, change: Change) -> str | None:
+        """The first commit (or version) of the new segment; a version that the segment before shares
+        is no answer, so then its commit too ('2.13.0 @ 1f7ac4518')."""
+        label = self.labels[change.index]
+        if self.commits and change.index and self.labels[change.index - 1] == label:
+            return f"{label} @ {(self.commits[change.index] or '?')[:9]}"
+        return label
 
 
 def analyse(points, min_size: int = DEFAULT_MIN_SIZE, min_magnitude: float = DEFAULT_MIN_MAGNITUDE,
@@ -191,6 +197,7 @@ def analyse(points, min_size: int = DEFAULT_MIN_SIZE, min_magnitude: float = DEF
     for (case_id, fp), g in points.groupby(["case_id", "fingerprint"], sort=False):
         values = tuple(float(v) for v in g["step_time_ms"])
         outliers = tuple(hampel(np.log(values))[1]) if len(values) and min(values) > 0 else ()
-        out.append(SeriesChanges(case_id, fp, str(g["machine"].iloc[0]), len(values), tuple(g["commit"]), values,
-                                 tuple(detect(values, min_size, min_magnitude, alpha)), outliers))
+        out.append(SeriesChanges(case_id, fp, str(g["machine"].iloc[0]), len(values), tuple(g["label"] if "label" in g else g["commit"]), values,
+                                 tuple(detect(values, min_size, min_magnitude, alpha)), outliers,
+                                 tuple(g["commit"]) if "label" in g and not g["label"].equals(g["commit"]) else ()))
     return out

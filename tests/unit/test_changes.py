@@ -109,4 +109,17 @@ def test_the_newest_segment_decides_the_nightly_gate():
                            "step_time_ms": values})
     (s,) = C.analyse(points, min_magnitude=0.03)
     assert [c.index for c in s.changes] == [AT, N] and s.newest_is_slowdown
-    assert s.first_commit_after(s.changes[-1]) == f"{N:040x}"
+    assert s.first_after(s.changes[-1]) == f"{N:040x}"
+
+
+def test_a_change_inside_one_version_is_named_by_its_commit_too():
+    import pandas as pd
+
+    values = [10.0, 10.02, 9.98] * 3 + [12.0, 12.02, 11.98] * 3
+    commits = [f"{i:040x}" for i in range(len(values))]
+    labels = ["2.13.0"] * 12 + ["2.14.0"] * 6  # versions: the step came at a commit, inside 2.13.0
+    points = pd.DataFrame({"case_id": "c", "fingerprint": "m", "machine": "x", "commit": commits, "label": labels,
+                           "step_time_ms": values})
+    (s,) = C.analyse(points)
+    (change,) = s.changes
+    assert change.index == 9 and s.first_after(change) == f"2.13.0 @ {commits[9][:9]}"

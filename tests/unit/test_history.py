@@ -14,16 +14,19 @@ CASES = (Case("torch", ModelSpec("rnn", (64, 64)), TrainSpec(), "synthetic", seq
          Case("keras", ModelSpec("rnn", (64, 64)), TrainSpec(), "synthetic", sequence="random"))
 
 
-def write_run(root, i: int, ms: dict[str, float], cpu="AMD EPYC", date=None, matrix="ci"):
+def write_run(root, i: int, ms: dict[str, float], cpu="AMD EPYC", date=None, matrix="ci", version="2.13.0",
+              packages=None):
     run_id = f"20261201-{i:06d}-abcdef"
     rows = []
     for case in CASES:
         value = ms.get(case.adapter)
         rows.append(Record.for_case(case, run_id, 2).with_measurements({
             "status": "ok" if value else "failed", "step_time_ms_median": value, "cpu_model": cpu, "cpu_cores": 2,
+            "framework_version": version,
             "step_times_ms": [value or 1.0] * 5, "warmup_steps": 0}).to_row())
     meta = {"run_id": run_id, "matrix": matrix, "threads": 2,
             "environment": {"cpu_model": cpu, "cpu_cores": 2, "gpu": {"available": False},
+                            "packages": packages or {"numpy": "2.4.6"},
                             "git": {"commit": f"{i:040x}", "dirty": False,
                                     "commit_date": date or f"2026-12-{1 + i // 24:02d}T{i % 24:02d}:00:00+00:00"}}}
     (root / "runs" / run_id).mkdir(parents=True)
@@ -71,6 +74,8 @@ def test_export_files_join_the_history(tmp_path):
     (["history", "{tmp}/runs-two-machines", "--machine", "zzz"], "no point of that machine"),
     (["history", "{tmp}/runs-two-machines", "--matrix", "nosuch"], "no step time to build a history from"),
     (["history", "{tmp}/runs-two-machines", "--min-magnitude", "5"], "a fraction between 0 and 1"),
+    (["history", "{tmp}/runs-two-machines", "--by", "date"], "choose one of commit, version, version:PKG"),
+    (["history", "{tmp}/runs-two-machines", "--by", "version:nosuch"], "no point records that version"),
 ])
 def test_bad_input_is_exit_2_naming_the_value(tmp_path, capsys, argv, fragment):
     from bench.cli.main import main
@@ -92,7 +97,7 @@ def test_the_nightly_gate_fails_on_a_newest_slowdown_and_plots_it(tmp_path, caps
     out = json.loads(capsys.readouterr().out)
     torch = next(s for s in out["series"] if s["case_id"].startswith("torch"))
     (change,) = torch["changes"]
-    assert change["first_commit"] == f"{8:040x}" and change["ratio"] == pytest.approx(1.2, abs=0.01)
+    assert change["first_after"] == f"{8:040x}" and change["ratio"] == pytest.approx(1.2, abs=0.01)
     assert torch["newest_is_slowdown"] and out["failed"]
     assert plot.read_text().startswith("<svg") and f"{100 * (change['ratio'] - 1):+.1f}%" in plot.read_text()
     assert main(["history", str(tmp_path), "--case", "keras/*", "--fail"]) == 0
@@ -110,3 +115,22 @@ def test_the_report_shows_the_history_of_the_runs_cases_on_its_machine(tmp_path)
     page = path.read_text()
     assert charts == 8 and 'data-chart="history"' in page and "+20.0%" in page
     assert "Intel" not in page.split('data-chart="history"')[1].split("</figure>")[0]
+
+
+def test_a_framework_upgrade_at_one_commit_is_a_history_by_version(tmp_path, capsys):
+    from bench.cli.main import main
+
+    # 12 runs of one commit; torch 2.10.0 (20% slower) was run before 2.9.1, so only version order shows
+    # the step, and 2.10 must sort after 2.9 as a number, not as text
+    versions = ["2.10.0"] * 6 + ["2.9.1"] * 6
+    for i, v in enumerate(versions):
+        write_run(tmp_path, i, {"torch": (12.0 if v == "2.10.0" else 10.0) * (1 + 0.002 * (i % 3)), "keras": 20.0},
+                  date="2026-12-01T00:00:00+00:00", version=v, packages={"numpy": f"2.{i // 6}.0"})
+    assert main(["history", str(tmp_path), "--case", "torch/*", "--by", "version", "--format", "json"]) == 0
+    (torch,) = json.loads(capsys.readouterr().out)["series"]
+    assert torch["labels"] == ["2.9.1"] * 6 + ["2.10.0"] * 6 and torch["by"] == "version"
+    (change,) = torch["changes"]
+    assert change["first_after"] == "2.10.0" and change["ratio"] == pytest.approx(1.2, abs=0.01)
+    assert main(["history", str(tmp_path), "--case", "torch/*", "--by", "version:numpy"]) == 0
+    out = capsys.readouterr().out
+    assert "first version after each" in out and "% at 2.1.0" in out  # numpy 2.1.0 came with torch 2.9.1: faster
