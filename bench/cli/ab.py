@@ -180,7 +180,7 @@ def measure(sides: dict[str, Side], plans: dict[str, dict], args: argparse.Names
     with progress:
         task = progress.add_task("starting", total=2 * args.rounds * len(cases))
         states = run_adaptive(sides, cases, rule, ab_id, args.schedule, cpus, on_process, on_round)
-    results = [judge(c, threshold.pct, rule.alpha_per_look, args.cv_limit) for c in cases]
+    results = [judge(c, threshold.pct, rule.alpha_per_look, args.cv_limit, states[c.case_id]) for c in cases]
     path = save(Path(args.out) / "ab" / ab_id, sides, cases, results, {
         "threshold_pct": threshold.pct, "alpha": args.alpha, "rounds": args.rounds, "max_rounds": args.max_rounds,
         "alpha_per_look": rule.alpha_per_look, "rounds_run": {c.case_id: len(c.base.rows) for c in cases},

@@ -371,8 +371,10 @@ def state(case: AbCase, rule) -> str:
     return rule.decide(log_ratios(base, head))
 
 
-def judge(case: AbCase, pct: float, alpha: float, cv_limit: float) -> Comparison:
-    """The case's verdict over all its rounds (failed processes decide first)."""
+def judge(case: AbCase, pct: float, alpha: float, cv_limit: float, state: str | None = None) -> Comparison:
+    """The case's verdict over all its rounds (failed processes decide first). A case that used every
+    round still open (`state` 'done') and reads slower than the threshold without reaching significance is
+    `inconclusive`, not `unchanged`: it was neither cleared nor convicted, and the reader should know."""
     b_bad = [r["status"] for r in case.base.in_rounds() if r["status"] != Status.OK]
     h_bad = [r["status"] for r in case.head.in_rounds() if r["status"] != Status.OK]
     if h_bad and not b_bad:
@@ -380,7 +382,14 @@ def judge(case: AbCase, pct: float, alpha: float, cv_limit: float) -> Comparison
     if h_bad or b_bad:
         return Comparison(case.case_id, "status", "inconclusive",
                           note=f"base: {len(b_bad)} process(es) not ok; head: {len(h_bad)} not ok")
-    return compare_process_steps(case.case_id, case.steps("base"), case.steps("head"), pct, True, alpha, cv_limit)
+    result = compare_process_steps(case.case_id, case.steps("base"), case.steps("head"), pct, True, alpha, cv_limit)
+    if state == "done" and result.verdict == "unchanged" and result.ratio and result.ratio > 1 + pct / 100:
+        import dataclasses
+
+        return dataclasses.replace(result, verdict="inconclusive", note=(
+            f"still open after {len(case.base.rows)} rounds: {100 * (result.ratio - 1):+.1f}% but p = "
+            f"{result.p_value:.2g}, not below {alpha:.2g}; rerun with more --max-rounds to settle it"))
+    return result
 
 
 def new_ab_id() -> str:

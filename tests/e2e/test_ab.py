@@ -55,6 +55,14 @@ def test_judge_finds_a_consistent_slowdown_and_ignores_noise():
     assert r.method == "paired t-test on log process medians, 4 interleaved rounds" and 1.09 < r.ratio < 1.11
 
 
+def test_a_case_still_open_after_every_round_and_slower_is_inconclusive_not_unchanged():
+    noisy = _case([10, 11, 9.5, 10.2, 10.4, 9.8], [10.0, 13.2, 9.9, 11.9, 11.6, 10.2])  # +8%, p well above 0.01
+    assert judge(noisy, 5.0, 0.01, 0.25).verdict == "unchanged"  # the fixed-rounds verdict, as before
+    r = judge(noisy, 5.0, 0.01, 0.25, state="done")
+    assert r.verdict == "inconclusive" and "still open after 6 rounds" in r.note and r.ratio > 1.05
+    assert judge(noisy, 5.0, 0.01, 0.25, state="cleared").verdict == "unchanged"
+
+
 def test_a_head_process_that_fails_where_base_is_ok_is_a_regression():
     case = AbCase("c", SideCase(Job("case", "c", {}, {}, 1.0), _rows([10, 10])),
                   SideCase(Job("case", "c", {}, {}, 1.0), {0: _rows([10])[0], 1: {"status": "timeout"}}))
