@@ -61,9 +61,7 @@ def history_svg(found: list) -> str:
             ax.plot(list(s.outliers), [s.values[i] for i in s.outliers], ls="none", marker="x", markersize=6,
                     color="#ff7f0e", label="outlier (set aside)")
             ax.legend(fontsize=6, loc="lower right")
-        bounds = [0, *(c.index for c in s.changes), s.points]
-        for start, end in zip(bounds, bounds[1:], strict=False):
-            level = sorted(s.values[start:end])[(end - start) // 2]
+        for start, end, level in s.levels():  # the medians the changes report
             ax.hlines(level, start - 0.3, end - 0.7, color="#444", lw=1.2)
         for c in s.changes:
             ax.axvline(c.index - 0.5, color="#d62728" if c.slowdown else "#2ca02c", ls="--", lw=1)

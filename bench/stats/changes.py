@@ -62,7 +62,7 @@ DEFAULT_MIN_MAGNITUDE = 0.05
 @dataclass(frozen=True)
 class Change:
     index: int  # the first point of the new segment
-    before_ms: float  # the median of the segment before it
+    before_ms: float  # the median of the segment before it (outlier runs replaced, see hampel)
     after_ms: float  # ... and of the one after
     p_value: float
 
@@ -147,6 +147,7 @@ def detect(values: Sequence[float], min_size: int = DEFAULT_MIN_SIZE, min_magnit
     if x.size < 2 * min_size or not np.all(x > 0):
         return []
     y, _ = hampel(np.log(x))
+    x = np.exp(y)  # a segment's level without the runs set aside: what the case costs when it has the machine
     kept = candidates(y, min_size)
     while True:
         bounds = [0, *kept, len(y)]
@@ -175,6 +176,14 @@ class SeriesChanges:
     changes: tuple[Change, ...]
     outliers: tuple[int, ...] = ()  # points the Hampel filter set aside (shown, never a change)
     commits: tuple[str | None, ...] = ()  # each point's commit, when the labels are versions
+
+    def levels(self) -> list[tuple[int, int, float]]:
+        """(start, end, median) of each segment, outlier runs replaced as the test saw them: the levels
+        that the changes' before and after are."""
+        bounds = [0, *(c.index for c in self.changes), self.points]
+        settled = np.exp(hampel(np.log(np.asarray(self.values)))[0]) if self.points and min(self.values) > 0 \
+            else np.asarray(self.values)
+        return [(a, b, float(np.median(settled[a:b]))) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
     @property
     def newest_is_slowdown(self) -> bool:
