@@ -173,17 +173,17 @@ def measure(sides: dict[str, Side], plans: dict[str, dict], args: argparse.Names
         open_now = [c for c in cases if states[c.case_id] == "open"]
         progress.update(task, total=progress.tasks[0].completed + 2 * len(open_now))
         if open_now and not args.quiet:
-            partial = [judge(c, threshold.pct, rule.alpha_per_look, args.cv_limit) for c in cases]
+            partial = [judge(c, threshold.pct, rule.alpha_at(len(c.base.rows)), args.cv_limit) for c in cases]
             progress.console.print(ab_table(partial, f"after {done} rounds: {len(open_now)} case(s) open, "
                                             "another round for them", compact=True))
 
     with progress:
         task = progress.add_task("starting", total=2 * args.rounds * len(cases))
         states = run_adaptive(sides, cases, rule, ab_id, args.schedule, cpus, on_process, on_round)
-    results = [judge(c, threshold.pct, rule.alpha_per_look, args.cv_limit, states[c.case_id]) for c in cases]
+    results = [judge(c, threshold.pct, rule.alpha_final, args.cv_limit, states[c.case_id]) for c in cases]
     path = save(Path(args.out) / "ab" / ab_id, sides, cases, results, {
         "threshold_pct": threshold.pct, "alpha": args.alpha, "rounds": args.rounds, "max_rounds": args.max_rounds,
-        "alpha_per_look": rule.alpha_per_look, "rounds_run": {c.case_id: len(c.base.rows) for c in cases},
+        "alpha_early_looks": rule.alpha_at(args.rounds), "alpha_final": rule.alpha_final, "rounds_run": {c.case_id: len(c.base.rows) for c in cases},
         "states": states, "schedule": args.schedule, "cpus": cpus, "notices": plans["head"].get("notices", []),
         "dropped": dropped, "case_args": _case_args(args)})
     err.print(escape(f"raw data: {path}"))
@@ -219,8 +219,10 @@ def cmd_ab(args: argparse.Namespace, console: Console) -> int:
         print(ab_markdown(results, sides, rounds_text, threshold.pct, dropped))
     else:
         console.print(ab_table(results, f"{sides['base'].label} -> {sides['head'].label}: {rounds_text} "
-                               f"({args.schedule}), regression above +{threshold.pct:g}% at p < {rule.alpha_per_look:.2g} "
-                               f"({args.alpha:g} over {rule.looks} look(s))",
+                               f"({args.schedule}), regression above +{threshold.pct:g}% at p < "
+                               + (f"{rule.alpha:g}" if rule.looks == 1 else
+                                  f"{rule.alpha_at(args.rounds):.2g} at the first {rule.looks - 1} looks, "
+                                  f"{rule.alpha_final:.2g} at the last ({rule.alpha:g} over {rule.looks} looks)"),
                                rounds={c.case_id: len(c.base.rows) for c in cases}))
         for k in dropped:
             console.print(f"[dim]dropped: {escape(k)} (only base plans it; head's matrix no longer has it)[/]")

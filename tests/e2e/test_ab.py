@@ -119,7 +119,7 @@ def _own_tmpdir(tmp_path: Path) -> tuple[Path, dict]:
 def test_a_a_of_the_last_commit_against_the_working_tree_passes(tmp_path, fake_adapters, schedule_kind):
     tmp, env = _own_tmpdir(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "bench", "ab", "HEAD", "--adapters", "fake-ok", *FAKE, "--rounds",
-                           "3", "--schedule", schedule_kind, "--format", "json", "--out", str(tmp_path)],
+                           "3", "--max-rounds", "3", "--schedule", schedule_kind, "--format", "json", "--out", str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout)
