@@ -7,10 +7,10 @@ from typing import Any
 from rich.table import Table
 
 
-def _short(label: str | None) -> str:
-    """A commit's first 9 hex digits; a version as it is."""
+def _short(label: str | None, digits: int = 9) -> str:
+    """A commit's first hex digits; a version as it is."""
     text = label or "?"
-    return text[:9] if len(text) == 40 and all(c in "0123456789abcdef" for c in text) else text
+    return text[:digits] if len(text) == 40 and all(c in "0123456789abcdef" for c in text) else text
 
 
 def change_text(series, change) -> str:
@@ -68,7 +68,7 @@ def history_svg(found: list) -> str:
             ax.annotate(f"{100 * (c.ratio - 1):+.1f}%\n{_short(s.first_after(c))}", (c.index - 0.5, max(s.values)),
                         fontsize=7, ha="left", va="top", xytext=(2, 0), textcoords="offset points")
         ticks = list(range(0, s.points, max(1, s.points // 6)))
-        ax.set_xticks(ticks, [_short(s.labels[i])[:7] if s.labels[i] and len(s.labels[i]) == 40 else _short(s.labels[i]) for i in ticks], rotation=30, fontsize=7)
+        ax.set_xticks(ticks, [_short(s.labels[i], 7) for i in ticks], rotation=30, fontsize=7)
         ax.set_title(f"{s.case_id} ({s.fingerprint})", fontsize=8)
         ax.set_ylabel("ms per step")
         ax.grid(alpha=0.3)
