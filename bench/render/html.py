@@ -324,6 +324,8 @@ def chart_phases(df: pd.DataFrame) -> Chart:
 def chart_sweeps(df: pd.DataFrame) -> Chart | None:
     """One row per swept axis and model family: step time against the axis on log-log axes, one line per
     adapter with its fitted exponent, the crossovers marked; beside it, memory against the axis."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
     from bench.stats.scaling import FLOP_EXPONENT, sweep_series
 
     found = sweep_series(df)
@@ -335,8 +337,9 @@ def chart_sweeps(df: pd.DataFrame) -> Chart | None:
     colors = _colors(list(dict.fromkeys(a for s in found for a in s.times)))
     rows = []
     for (ax, mem_ax), s in zip(axes, found, strict=True):
+        fits = s.fits  # a property that fits every adapter: once per series
         for a, times in s.times.items():
-            fit = s.fits[a]
+            fit = fits[a]
             label = a if fit is None else f"{a}: b = {fit.exponent:.2f}" + (
                 f" [{fit.low:.2f}, {fit.high:.2f}]" if fit.low is not None else "")
             ax.plot(s.values, [t if t is not None else np.nan for t in times], marker="o", markersize=3.5,
@@ -349,8 +352,6 @@ def chart_sweeps(df: pd.DataFrame) -> Chart | None:
             ax.axvline(c.at, color="#888", lw=0.8, ls=":")
             ax.annotate(f"{c.below} | {c.above}\n~{c.at:,.0f}", (c.at, ax.get_ylim()[1]), fontsize=7, ha="center",
                         va="top", xytext=(0, -2), textcoords="offset points")
-        from matplotlib.ticker import FuncFormatter, NullFormatter
-
         for a_ in (ax, mem_ax):
             a_.set_xscale("log", base=2)
             a_.set_xticks(s.values, [f"{v:,}" for v in s.values])  # the swept values, not powers of two
@@ -359,7 +360,7 @@ def chart_sweeps(df: pd.DataFrame) -> Chart | None:
             a_.grid(alpha=0.3, which="both")
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if str(f"{v:g}")[0] in "25" else ""))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
         ax.set_ylabel("ms per step")
         ax.set_title(f"{s.family}", fontsize=8.5)
         ax.legend(fontsize=7, frameon=False, title=f"b: fitted exponent (FLOP model {FLOP_EXPONENT.get(s.axis, 0):g})",

@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -384,9 +384,7 @@ def judge(case: AbCase, pct: float, alpha: float, cv_limit: float, state: str | 
                           note=f"base: {len(b_bad)} process(es) not ok; head: {len(h_bad)} not ok")
     result = compare_process_steps(case.case_id, case.steps("base"), case.steps("head"), pct, True, alpha, cv_limit)
     if state == "done" and result.verdict == "unchanged" and result.ratio and result.ratio > 1 + pct / 100:
-        import dataclasses
-
-        return dataclasses.replace(result, verdict="inconclusive", note=(
+        return replace(result, verdict="inconclusive", note=(
             f"still open after {len(case.base.rows)} rounds: {100 * (result.ratio - 1):+.1f}% but p = "
             f"{result.p_value:.2g}, not below {alpha:.2g}; rerun with more --max-rounds to settle it"))
     return result

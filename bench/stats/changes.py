@@ -139,14 +139,28 @@ def _test(y: np.ndarray, values: np.ndarray, left: slice, right: slice, min_size
     return float(np.median(values[left])), float(np.median(values[right])), p
 
 
+def settle(values: Sequence[float]) -> tuple[np.ndarray, list[int]]:
+    """(the step times with their slow outlier runs replaced by `hampel`, the outliers' indices): a segment's
+    level without the runs set aside is what the case costs when it has the machine. A series with a time
+    that is not positive is returned as it is (it has no log scale)."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0 or not np.all(x > 0):
+        return x, []
+    y, out = hampel(np.log(x))
+    return np.exp(y), out
+
+
 def detect(values: Sequence[float], min_size: int = DEFAULT_MIN_SIZE, min_magnitude: float = DEFAULT_MIN_MAGNITUDE,
            alpha: float = DEFAULT_ALPHA) -> list[Change]:
-    """The significant changes of a series of step times (in history order)."""
-    x = np.asarray(values, dtype=float)
+    """The significant changes of a series of step times (in history order), outlier runs set aside first."""
+    return changes_of(settle(values)[0], min_size, min_magnitude, alpha)
+
+
+def changes_of(x: np.ndarray, min_size: int, min_magnitude: float, alpha: float) -> list[Change]:
+    """`detect` on a series that `settle` has already seen."""
     if x.size < 2 * min_size or not np.all(x > 0):
         return []
-    y, _ = hampel(np.log(x))
-    x = np.exp(y)  # a segment's level without the runs set aside: what the case costs when it has the machine
+    y = np.log(x)
     kept = candidates(y, min_size)
     while True:
         bounds = [0, *kept, len(y)]
@@ -175,14 +189,14 @@ class SeriesChanges:
     changes: tuple[Change, ...]
     outliers: tuple[int, ...] = ()  # points the Hampel filter set aside (shown, never a change)
     commits: tuple[str | None, ...] = ()  # each point's commit, when the labels are versions
+    settled: tuple[float, ...] = ()  # the values as the test saw them (`settle`); empty: the values themselves
 
     def levels(self) -> list[tuple[int, int, float]]:
         """(start, end, median) of each segment, outlier runs replaced as the test saw them: the levels
         that the changes' before and after are."""
         bounds = [0, *(c.index for c in self.changes), self.points]
-        settled = np.exp(hampel(np.log(np.asarray(self.values)))[0]) if self.points and min(self.values) > 0 \
-            else np.asarray(self.values)
-        return [(a, b, float(np.median(settled[a:b]))) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+        seen = np.asarray(self.settled or self.values)
+        return [(a, b, float(np.median(seen[a:b]))) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
     @property
     def newest_is_slowdown(self) -> bool:
@@ -204,8 +218,10 @@ def analyse(points, min_size: int = DEFAULT_MIN_SIZE, min_magnitude: float = DEF
     out = []
     for (case_id, fp), g in points.groupby(["case_id", "fingerprint"], sort=False):
         values = tuple(float(v) for v in g["step_time_ms"])
-        outliers = tuple(hampel(np.log(values))[1]) if len(values) and min(values) > 0 else ()
-        out.append(SeriesChanges(case_id, fp, str(g["machine"].iloc[0]), len(values), tuple(g["label"] if "label" in g else g["commit"]), values,
-                                 tuple(detect(values, min_size, min_magnitude, alpha)), outliers,
-                                 tuple(g["commit"]) if "label" in g and not g["label"].equals(g["commit"]) else ()))
+        settled, outliers = settle(values)  # once: the test, the outliers shown and the levels drawn share it
+        labels = g["label"] if "label" in g else g["commit"]
+        out.append(SeriesChanges(case_id, fp, str(g["machine"].iloc[0]), len(values), tuple(labels), values,
+                                 tuple(changes_of(settled, min_size, min_magnitude, alpha)), tuple(outliers),
+                                 tuple(g["commit"]) if not labels.equals(g["commit"]) else (),
+                                 tuple(float(v) for v in settled)))
     return out
