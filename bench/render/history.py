@@ -19,17 +19,25 @@ def change_text(series, change) -> str:
 
 
 def history_table(found: list, min_magnitude: float, alpha: float, min_size: int, by: str = "commit") -> Table:
-    table = Table(title=f"step-time history: change points of at least {100 * min_magnitude:g}% at p < {alpha:g}, "
-                  f"segments of {min_size} points or more", header_style="bold", show_edge=False, pad_edge=False)
+    """One row per series. The machine column only when there are several (the lines under the table name
+    each fingerprint); case ids fold and change texts wrap at spaces, so 80 columns cut no number."""
+    table = Table(title="step-time history", caption=f"change points of at least {100 * min_magnitude:g}% at "
+                  f"p < {alpha:g}, segments of {min_size} points or more", caption_justify="left",
+                  header_style="bold", show_edge=False, pad_edge=False)
+    machines = len({s.fingerprint for s in found}) > 1
     named = "commit" if by == "commit" else "version"
-    for col in ("case", "machine", "points", "outliers", "newest ms", f"changes (first {named} after each)",
-                "newest segment"):
-        table.add_column(col, justify="right" if col in ("points", "outliers", "newest ms") else "left")
+    columns = [("case", "left", "fold"), ("machine", "left", "ellipsis")] if machines else [("case", "left", "fold")]
+    columns += [("points (outliers)", "right", "ellipsis"), ("newest ms", "right", "ellipsis"),
+                (f"changes (first {named} after each)", "left", "fold"), ("newest segment", "left", "ellipsis")]
+    for name, justify, overflow in columns:
+        # a fingerprint whole (10), and room for '(p=0.00012)' on a line of its own
+        table.add_column(name, justify=justify, overflow=overflow, no_wrap=name == "machine",
+                         min_width={"machine": 10}.get(name, 12 if name.startswith("changes") else None))
     for s in found:
         newest = "[bold red]slower[/]" if s.newest_is_slowdown else \
             ("[green]faster[/]" if s.changes else "[dim]no change[/]")
-        table.add_row(s.case_id, s.fingerprint, str(s.points), str(len(s.outliers)) if s.outliers else "-",
-                      f"{s.values[-1]:.2f}",
+        table.add_row(s.case_id, *([s.fingerprint] if machines else []),
+                      f"{s.points} ({len(s.outliers)})" if s.outliers else str(s.points), f"{s.values[-1]:.2f}",
                       "; ".join(change_text(s, c) for c in s.changes) or "-", newest)
     return table
 

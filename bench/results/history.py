@@ -178,7 +178,7 @@ def points_from_export(path: Path) -> pd.DataFrame:
                      "machine": words, "commit": commit.get("id"), "commit_date": commit.get("time"),
                      "run_id": commit.get("run_id") or path.stem, "run_time": doc.get("datetime"),
                      "matrix": commit.get("matrix"), "step_time_ms": step, "processes": len(medians) or 1,
-                     "source": str(path), "framework_version": (extra.get("framework") or " ").split(" ", 1)[1] or None,
+                     "source": str(path), "framework_version": (extra.get("framework") or "").partition(" ")[2] or None,
                      "packages": machine.get("packages") or {}})
     return pd.DataFrame(rows, columns=POINT_COLUMNS)
 
@@ -206,7 +206,8 @@ def order_points(points: pd.DataFrame, by: str = "commit") -> pd.DataFrame:
     A point that lacks the version asked for is left out; BenchInputError when none has it."""
     validate_order(by)
     order = points.assign(_when=points["commit_date"].fillna(points["run_time"]))
-    order = order.sort_values(["_when", "run_time"], kind="stable").drop(columns="_when")
+    # case_id last: the cases of one run share its time, and DuckDB's GROUP BY returns them in any order
+    order = order.sort_values(["_when", "run_time", "case_id"], kind="stable").drop(columns="_when")
     if by == "commit":
         return order.assign(label=order["commit"]).reset_index(drop=True)
     if by == "version":

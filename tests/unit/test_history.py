@@ -134,3 +134,22 @@ def test_a_framework_upgrade_at_one_commit_is_a_history_by_version(tmp_path, cap
     assert main(["history", str(tmp_path), "--case", "torch/*", "--by", "version:numpy"]) == 0
     out = capsys.readouterr().out
     assert "first version after each" in out and "% at 2.1.0" in out  # numpy 2.1.0 came with torch 2.9.1: faster
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_the_history_table_cuts_no_number_in_a_narrow_terminal(width):
+    from rich.console import Console
+
+    from bench.render.history import history_table
+    from bench.stats.changes import Change, SeriesChanges
+
+    step = Change(9, 3.29, 3.795, 0.0005)
+    found = [SeriesChanges("torch/rnn-uni-64x2/b64/synthetic/s0", fp, "m", 17, tuple(f"{i:040x}" for i in range(17)),
+                           tuple([3.3] * 9 + [3.8] * 8), (step,)) for fp in ("d6f4fc3d80", "a1b2c3d4e5")]
+    for series in (found, found[:1]):  # two machines (a machine column) and one (none)
+        console = Console(width=width, record=True)
+        console.print(history_table(series, 0.05, 0.01, 3))
+        text = console.export_text()
+        assert "…" not in text and "+15.3%" in text and "(p=0.0005)" in text and "3.80" in text
+        assert "segments of 3 points or more" in text  # the settings, not cropped
+        assert ("a1b2c3d4e5" in text) == (len(series) == 2)
