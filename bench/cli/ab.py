@@ -223,7 +223,7 @@ def cmd_ab(args: argparse.Namespace, console: Console) -> int:
                                + (f"{rule.alpha:g}" if rule.looks == 1 else
                                   f"{rule.alpha_at(args.rounds):.2g} at the first {rule.looks - 1} looks, "
                                   f"{rule.alpha_final:.2g} at the last ({rule.alpha:g} over {rule.looks} looks)"),
-                               rounds={c.case_id: len(c.base.rows) for c in cases}))
+                               rounds={c.case_id: len(c.base.rows) for c in cases}, width=console.width))
         for k in dropped:
             console.print(f"[dim]dropped: {escape(k)} (only base plans it; head's matrix no longer has it)[/]")
         console.print("[bold red]gate failed[/]" if failed else "[green]gate passed[/]")

@@ -181,23 +181,36 @@ def _methods_caption(results) -> str | None:
     return "step time: " + "; ".join(methods) if methods else None
 
 
-def ab_table(results, title: str, compact: bool = False, rounds: dict[str, int] | None = None) -> Table:
+# Below this many columns the full table (both sides' medians and a note column) cuts numbers: the verdicts
+# then come without the medians (they are in ab.json and --format markdown) and the notes under the table.
+AB_FULL_WIDTH = 110
+
+
+def ab_table(results, title: str, compact: bool = False, rounds: dict[str, int] | None = None,
+             width: int | None = None) -> Table:
     """`bench ab`'s verdicts: one row per case (compact: while rounds are still running), with the rounds
-    each case took where they differ (adaptive rounds)."""
-    table = Table(title=title, header_style="bold", caption=None if compact else _methods_caption(results))
-    names = ("case", "ratio", "95% CI", "p", "verdict") if compact else \
+    each case took where they differ (adaptive rounds). `width`: the console's; a narrow one gets the
+    verdict columns only, with each note under the table, so that no number is cut."""
+    narrow = not compact and width is not None and width < AB_FULL_WIDTH
+    caption = None if compact else _methods_caption(results)
+    short = short_case_ids([c.case_id for c in results])
+    if narrow:
+        notes = [f"{short[c.case_id]}: {c.note}" for c in results if c.note]
+        caption = "\n".join(filter(None, [caption, *notes])) or None
+    table = Table(title=title, header_style="bold", caption=caption, caption_justify="left" if narrow else "center",
+                  show_edge=not narrow, pad_edge=not narrow)
+    names = ("case", "ratio", "95% CI", "p", "verdict") if compact or narrow else \
         ("case", "base ms", "head ms", "ratio", "95% CI", "p", "verdict", "note")
     if rounds and len(set(rounds.values())) > 1:
         names = names[:1] + ("rounds",) + names[1:]
     for name in names:
         table.add_column(name, justify="right" if name in ("base ms", "head ms", "ratio", "p", "rounds") else "left",
                          no_wrap=name != "note")
-    short = short_case_ids([c.case_id for c in results])
     for c in results:
         ratio, interval, p = _ratio_cells(c)
         verdict = f"[{VERDICT_STYLE.get(c.verdict, 'white')}]{c.verdict}[/]"
         cells = [short[c.case_id]] + ([str(rounds.get(c.case_id, ""))] if "rounds" in names else [])
-        if compact:
+        if compact or narrow:
             table.add_row(*cells, ratio, interval, p, verdict)
         else:
             table.add_row(*cells, _num(c.baseline, ".2f"), _num(c.current, ".2f"), ratio, interval, p, verdict, c.note)

@@ -168,3 +168,21 @@ def test_worktrees_of_a_killed_ab_are_removed_by_the_next(tmp_path):
     # another ab running now (a live owner) keeps its worktrees; this dead owner's goes
     assert str(tmp / "base") in remove_stale_worktrees()
     assert _worktrees(tmp_path) == [] and not tmp.exists()
+
+
+@pytest.mark.parametrize("width", [80, 100, 160])
+def test_the_verdict_table_cuts_no_number_in_a_narrow_terminal(width):
+    from rich.console import Console
+
+    from bench.render.tables import ab_table
+    from bench.stats.compare import Comparison
+
+    ids = [f"{a}/{c}-uni-64x2/b64/synthetic/s0" for a in ("keras", "torch") for c in ("rnn", "gru", "lstm")]
+    results = [Comparison(i, "step_time_ms_median", "inconclusive", 18.93, 19.64, 1.08, 1.02, 1.15, 0.00021,
+                          note="still open after 12 rounds" if k == 0 else "") for k, i in enumerate(ids)]
+    console = Console(width=width, record=True)
+    console.print(ab_table(results, "base -> head", rounds={i: 4 + k for k, i in enumerate(ids)}, width=width))
+    text = console.export_text()
+    assert "…" not in text and "[1.020, 1.150]" in text and "0.00021" in text and "inconclusive" in text
+    assert "still open after 12 rounds" in text  # a note column when wide, under the table when narrow
+    assert ("19.64" in text) == (width >= 110)  # the medians need the wide table
