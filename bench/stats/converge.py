@@ -7,45 +7,56 @@ order, so the seeds of two adapters pair up: seed s of keras and seed s of torch
 weights and see the same batches. What remains between them is the framework: its kernels' rounding,
 and any difference in the update rule (Adam's epsilon, a gate's formula, the loss's reduction).
 
-The yardstick is the spread between seeds: two frameworks agree when the curves of the same seed differ
-by less than the curves of different seeds. Per model, for the reference adapter (the first) and each
-other adapter, on every evaluation k both curves hold, for the test loss and the test accuracy:
+Per model, for the reference adapter (the first) and each other adapter, on every evaluation k both curves
+hold, for the test loss and the test accuracy, paired by seed:
 
-- d[s, k] = other[s, k] - reference[s, k] (paired by seed);
-- spread[k] = sqrt((var_s reference[:, k] + var_s other[:, k]) / 2), the between-seed standard
-  deviation (ddof 1) pooled over the two adapters;
-- the curves part at the first k where |mean_s d[s, k]| > spread[k];
-- the test: a one-sample t-test over seeds of each seed's mean difference along the curve (one number
-  per seed, so the evaluations of a curve are not counted as independent samples), Holm-corrected over
-  the two metrics.
+- d[s, k] = other[s, k] - reference[s, k]; each seed contributes one number, its mean difference along the
+  curve, g[s] = mean_k d[s, k] (the evaluations of one curve are not independent samples);
+- **agree** when an equivalence test shows |mean gap| < the metric's margin: TOST (two one-sided t-tests over
+  the seeds' g, each at alpha; the claim is the intersection of both, so no correction is owed), with
+  margins stated up front (MARGINS: 0.02 nats of test loss, 1 point of test accuracy; `--margin-loss`,
+  `--margin-accuracy`);
+- **differ** when a two-sided one-sample t-test over g is significant (Holm over the two metrics) and the
+  gap is not shown to be within the margin;
+- **inconclusive** otherwise: neither shown. Absence of evidence of a difference is not agreement: with 3
+  seeds a t-test has 2 degrees of freedom and finds little, so a gap must be small and steady to be shown
+  within the margin.
 
-The verdict is `differ` when the test is significant (p < alpha) and the curves part somewhere, `agree`
-otherwise, and `inconclusive` below two paired seeds. A systematic gap smaller than the seed spread is
-reported (its p) but agrees: that is the question the check answers, as MLPerf's reference-convergence
-check asks whether a submission converges within the spread of the reference runs.
+No verdict from fewer than MIN_SEEDS paired seeds. A model's verdict is `differ` when a metric differs,
+`agree` when every metric agrees, else `inconclusive`. Seeds that one adapter did not finish are named.
+Where the curves part (the first evaluation where |mean_s d| exceeds the between-seed spread,
+spread[k] = sqrt((var_s reference + var_s other) / 2)) is shown to locate a difference, not to decide it.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
+from bench.core.status import is_timed
+from bench.stats.multiplicity import holm
 from bench.stats.seeds import ALPHA, seedless_id
 
 METRICS = (("curve_test_loss", "test loss"), ("curve_test_accuracy", "test accuracy"))
+MARGINS = {"test loss": 0.02, "test accuracy": 0.01}  # |mean gap| shown below these: the curves agree
+MIN_SEEDS = 3  # below this a t-test over seeds has under 2 degrees of freedom: no verdict
 
 
 @dataclass(frozen=True)
 class MetricGap:
     metric: str
+    mean_gap: float  # the mean over seeds of each seed's mean difference along the curve (other - reference)
+    margin: float  # the equivalence margin of this metric
     largest: float  # the largest |mean paired difference| over the evaluations
     spread: float  # the between-seed standard deviation at that evaluation
     at_step: int | None
     parted_at: int | None  # the first evaluation step where |mean difference| > spread
-    p_value: float | None  # one-sample t-test over seeds of the mean difference along the curve
+    p_value: float | None  # two-sided one-sample t-test over seeds of the mean difference (before Holm)
+    p_equivalent: float | None  # TOST: the larger of the two one-sided p's against -margin and +margin
+    verdict: str = "inconclusive"
 
     @property
     def ratio(self) -> float:
@@ -62,9 +73,10 @@ class Agreement:
     seeds: int  # seeds both adapters finished
     evaluations: int
     metrics: tuple[MetricGap, ...]
-    p_value: float | None  # the smallest Holm-adjusted p over the metrics
+    p_value: float | None  # the smallest Holm-adjusted p of a difference over the metrics
     verdict: str  # agree, differ or inconclusive
     reason: str = ""
+    dropped: dict[str, list[int]] = field(default_factory=dict)  # adapter -> its seeds the other did not finish
 
     @property
     def parted_at(self) -> int | None:
@@ -81,25 +93,29 @@ def one_sample_p(values: np.ndarray) -> float:
     return float(stats.ttest_1samp(values, 0.0).pvalue)
 
 
-def holm(p_values: list[float]) -> list[float]:
-    """Holm's step-down adjustment of p values (the family-wise error rate), in the input order."""
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    adjusted, running = [0.0] * len(p_values), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted
+def tost_p(values: np.ndarray, margin: float) -> float:
+    """Two one-sided tests of |mean| < margin: the larger of P(mean <= -margin) and P(mean >= margin)'s p.
+    Without any spread: 0 when the common value is inside the margin, else 1."""
+    from scipy import stats
+
+    if np.ptp(values) == 0:
+        return 0.0 if abs(values[0]) < margin else 1.0
+    above_low = stats.ttest_1samp(values, -margin, alternative="greater").pvalue
+    below_high = stats.ttest_1samp(values, margin, alternative="less").pvalue
+    return float(max(above_low, below_high))
 
 
-def metric_gap(name: str, steps: list[int], reference: np.ndarray, other: np.ndarray) -> MetricGap:
-    """The gap between two (seeds x evaluations) curves of one metric, paired by seed."""
+def metric_gap(name: str, steps: list[int], reference: np.ndarray, other: np.ndarray, margin: float) -> MetricGap:
+    """The gap between two (seeds x evaluations) curves of one metric, paired by seed (verdict not yet set)."""
     d = other - reference
     mean = d.mean(axis=0)
     spread = np.sqrt((reference.var(axis=0, ddof=1) + other.var(axis=0, ddof=1)) / 2)
     k = int(np.argmax(np.abs(mean)))
     parted = np.flatnonzero(np.abs(mean) > spread)
-    return MetricGap(name, float(abs(mean[k])), float(spread[k]), steps[k],
-                     steps[int(parted[0])] if parted.size else None, one_sample_p(d.mean(axis=1)))
+    per_seed = d.mean(axis=1)
+    return MetricGap(name, float(per_seed.mean()), margin, float(abs(mean[k])), float(spread[k]), steps[k],
+                     steps[int(parted[0])] if parted.size else None, one_sample_p(per_seed),
+                     tost_p(per_seed, margin))
 
 
 def _curves(rows: pd.DataFrame, column: str, steps: list[int]) -> dict[int, np.ndarray]:
@@ -114,26 +130,35 @@ def _curves(rows: pd.DataFrame, column: str, steps: list[int]) -> dict[int, np.n
 
 
 def compare_curves(model: str, reference: str, other: str, ref_rows: pd.DataFrame, other_rows: pd.DataFrame,
-                   alpha: float = ALPHA) -> Agreement:
+                   alpha: float = ALPHA, margins: dict[str, float] | None = None) -> Agreement:
     """The agreement of two adapters' curves on one model, over the seeds both finished."""
-    common = sorted(set(ref_rows["seed"]) & set(other_rows["seed"]))
+    margins = {**MARGINS, **(margins or {})}
+    ref_seeds, other_seeds = set(ref_rows["seed"]), set(other_rows["seed"])
+    common = sorted(ref_seeds & other_seeds)
+    dropped = {a: sorted(int(s) for s in seeds - set(common))
+               for a, seeds in ((reference, ref_seeds), (other, other_seeds)) if seeds - set(common)}
     step_sets = [set(r) for rows in (ref_rows, other_rows) for r in rows["curve_steps"]]
     steps = sorted(set.intersection(*step_sets)) if step_sets else []
-    if len(common) < 2 or not steps:
-        why = f"{len(common)} seed(s) finished in both" if len(common) < 2 else "no evaluation step in common"
-        return Agreement(model, reference, other, len(common), len(steps), (), None, "inconclusive", why)
-    metrics = []
+    if len(common) < MIN_SEEDS or not steps:
+        why = (f"{len(common)} seed(s) finished in both; a verdict needs {MIN_SEEDS}" if len(common) < MIN_SEEDS
+               else "no evaluation step in common")
+        return Agreement(model, reference, other, len(common), len(steps), (), None, "inconclusive", why, dropped)
+    gaps = []
     for column, name in METRICS:
         ref, oth = (_curves(rows[rows["seed"].isin(common)], column, steps) for rows in (ref_rows, other_rows))
         a, b = np.stack([ref[s] for s in common]), np.stack([oth[s] for s in common])
         if np.isnan(a).any() or np.isnan(b).any():
             continue  # older records hold no test loss
-        metrics.append(metric_gap(name, steps, a, b))
-    adjusted = holm([m.p_value for m in metrics])
-    p = min(adjusted) if adjusted else None
-    parted = any(m.parted_at is not None for m in metrics)
-    verdict = "differ" if p is not None and p < alpha and parted else "agree"
-    return Agreement(model, reference, other, len(common), len(steps), tuple(metrics), p, verdict)
+        gaps.append(metric_gap(name, steps, a, b, margins[name]))
+    adjusted = holm([m.p_value for m in gaps])
+    metrics = []
+    for m, p in zip(gaps, adjusted, strict=True):
+        verdict = "agree" if m.p_equivalent < alpha else "differ" if p < alpha else "inconclusive"
+        metrics.append(replace(m, verdict=verdict))
+    verdicts = {m.verdict for m in metrics}
+    overall = ("differ" if "differ" in verdicts else "agree" if verdicts == {"agree"} else "inconclusive")
+    return Agreement(model, reference, other, len(common), len(steps), tuple(metrics),
+                     min(adjusted) if adjusted else None, overall, "", dropped)
 
 
 def model_key(case_id: str) -> str:
@@ -143,13 +168,13 @@ def model_key(case_id: str) -> str:
     return label + rest
 
 
-def agreements(df: pd.DataFrame, alpha: float = ALPHA) -> list[Agreement]:
-    """Every model of a run: the first adapter against each other one, over the seeds both finished ok."""
-    ok = df[(df["status"] == "ok") & df["curve_steps"].map(len).gt(0)]
+def agreements(df: pd.DataFrame, alpha: float = ALPHA, margins: dict[str, float] | None = None) -> list[Agreement]:
+    """Every model of a run: the first adapter against each other one, over the seeds both finished."""
+    ok = df[df["status"].map(is_timed) & df["curve_steps"].map(len).gt(0)]
     out = []
     for model, g in ok.groupby(ok["case_id"].map(model_key), sort=False):
         names = list(dict.fromkeys(g["adapter"]))
         for other in names[1:]:
             out.append(compare_curves(model, names[0], other, g[g["adapter"] == names[0]], g[g["adapter"] == other],
-                                      alpha))
+                                      alpha, margins))
     return out

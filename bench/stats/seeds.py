@@ -6,7 +6,12 @@ sample of what a setup achieves. Over N seeds (`run --seeds N`):
 - accuracy is the mean with a 95% Student t-interval (mean +- t(0.975, N-1) * s / sqrt(N), s the
   sample standard deviation): N is small (3 to 10), so the normal interval would be too narrow;
 - a gap between two adapters is significant when Welch's t-test (unequal variances: one framework's
-  seeds may spread more than another's) gives p < ALPHA on their per-seed accuracies;
+  seeds may spread more than another's) on their per-seed accuracies gives p < ALPHA after Holm's
+  correction over the run's family of comparisons: every pair of adapters on every model. The view shows
+  each model's best adapter against the others, a pair chosen after looking at the means; adjusting over
+  every pair, not only the shown ones, keeps the family-wise error at ALPHA however they were chosen. A gap
+  not found significant is "not significant with N seeds", never "within noise": a test that finds nothing
+  with 3 seeds has shown nothing;
 - time to target is the median over the seeds that reached it, with how many did ("reached in k of
   N"), as AlgoPerf reports a target only when enough trials reach it;
 - step time takes every process of every seed: the seed changes no shape, so each seed's process is
@@ -19,11 +24,14 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from bench.stats.multiplicity import holm
 
 LEVEL = 0.95  # every interval over seeds
 ALPHA = 0.05  # every test over seeds: a gap is significant at p < ALPHA
@@ -80,7 +88,9 @@ def welch_p(a: Iterable[float], b: Iterable[float]) -> float | None:
         return None
     if np.ptp(x) == 0 and np.ptp(y) == 0:
         return 0.0 if x[0] != y[0] else 1.0
-    return float(stats.ttest_ind(x, y, equal_var=False).pvalue)
+    with warnings.catch_warnings():  # one side without spread: scipy warns of lost precision, the p stands
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(stats.ttest_ind(x, y, equal_var=False).pvalue)
 
 
 def per_seed(rows: pd.DataFrame, column: str) -> list[float]:
@@ -125,14 +135,15 @@ class Gap:
     other: str
     best_acc: Interval
     other_acc: Interval
-    p_value: float | None  # None: fewer than two seeds on a side, no test
+    p_value: float | None  # Welch's two-sided p, Holm-adjusted over the run's family; None: under two seeds a side
+    p_raw: float | None = None  # before the adjustment
 
     @property
     def significant(self) -> bool | None:
         return None if self.p_value is None else self.p_value < ALPHA
 
     def text(self) -> str:
-        test = "" if self.p_value is None else f", p={self.p_value:.2g}"
+        test = "" if self.p_value is None else f", Holm p={self.p_value:.2g}"
         return (f"{self.model} ({self.other} {format_accuracy(self.other_acc)} vs {self.best} "
                 f"{format_accuracy(self.best_acc)}{test})")
 
@@ -147,16 +158,26 @@ def format_accuracy(acc: Interval) -> str:
 
 
 def accuracy_gaps(df: pd.DataFrame, label: str = "_model") -> list[Gap]:
-    """Per model (the `label` column), each adapter against the adapter of the best mean accuracy."""
-    out = []
+    """Per model (the `label` column), each adapter against the adapter of the best mean accuracy, with
+    Welch's p Holm-adjusted over every pair of adapters of every model of the run (the module says why)."""
+    shown, family = [], {}  # family: (model, a, b) -> raw p of every testable pair
     ok = df[df["test_accuracy"].notna()]
     for model, g in ok.groupby(label, sort=False):
         accs = {a: per_seed(rows, "test_accuracy") for a, rows in g.groupby("adapter", sort=False)}
         if len(accs) < 2:
             continue
+        names = list(accs)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                p = welch_p(accs[a], accs[b])
+                if p is not None:
+                    family[(str(model), *sorted((a, b)))] = p
         means = {a: t_interval(v) for a, v in accs.items()}
         best = max(means, key=lambda a: means[a].mean)
-        for a in accs:
-            if a != best:
-                out.append(Gap(str(model), best, a, means[best], means[a], welch_p(accs[best], accs[a])))
+        shown += [(str(model), best, a, means[best], means[a]) for a in accs if a != best]
+    adjusted = dict(zip(family, holm(list(family.values())), strict=True))
+    out = []
+    for model, best, a, best_acc, other_acc in shown:
+        key = (model, *sorted((best, a)))
+        out.append(Gap(model, best, a, best_acc, other_acc, adjusted.get(key), family.get(key)))
     return out

@@ -100,3 +100,42 @@ def test_the_view_shows_each_compile_mode_as_its_own_column_group():
     assert cells(df)[0] == ["lstm-uni-32x2"]  # one row: the modes are columns
     assert "compile break-even of keras jit-on against keras jit-off" in text
     assert "lstm-uni-32x2 after 1,001 steps (compile 3.0 s, 2.00 ms/step faster)" in text
+
+
+def test_the_median_interval_is_the_binomial_order_statistics():
+    import numpy as np
+    from scipy import stats
+
+    from bench.stats.break_even import median_interval
+
+    x = np.arange(1.0, 21.0)  # n = 20: P(B <= 5) = 0.0207 <= 0.025 < P(B <= 6), so j = 6: x(6) and x(15)
+    assert median_interval(x[::-1]) == (6.0, 15.0)
+    assert 1 - 2 * stats.binom.cdf(5, 20, 0.5) >= 0.95
+    assert median_interval(np.array([3.0, 1.0, 2.0])) == (1.0, 3.0)  # too few steps for better: the range
+
+
+def test_the_break_even_interval_runs_from_the_largest_gain_to_the_smallest():
+    from bench.stats.break_even import steps_interval
+
+    assert steps_interval(980.0, (1.0, 4.0)) == (1 + 245, 1 + 980)
+    assert steps_interval(980.0, (-0.5, 4.0)) == (246, None)  # the gain may be nothing: up to never
+    assert steps_interval(980.0, (-2.0, -0.5)) == (None, None)
+    assert steps_interval(-5.0, (0.0, 1.0)) == (1, 1)
+
+
+def test_a_break_even_from_a_gain_within_the_noise_says_so():
+    import numpy as np
+
+    def row(adapter, first, level, spread):
+        r = _row(adapter, "lstm", first=first, median=level)
+        r["step_times_ms"] = list(level + spread * np.sin(np.arange(40.0))) + [level]
+        r["warmup_steps"] = 0
+        return r
+
+    found = break_evens(to_frame([row("torch", 20.0, 12.0, 0.05), row("torch-compile", 1000.0, 10.0, 0.05)]))
+    (b,) = found
+    assert b.steps == 491 and b.steps_interval[0] < 491 < b.steps_interval[1]
+    assert "95%: " in describe(b) and "to never" not in describe(b)
+    (noisy,) = break_evens(to_frame([row("torch", 20.0, 12.0, 3.0), row("torch-compile", 1000.0, 10.0, 3.0)]))
+    assert noisy.steps == 491 and noisy.steps_interval[1] is None
+    assert "steps to never, not within this run's noise" in describe(noisy)

@@ -11,6 +11,7 @@ from bench.core.specs import Case, ModelSpec, TrainSpec
 from bench.results.record import Record
 from bench.results.store import to_frame
 from bench.stats import converge as C
+from bench.stats.multiplicity import holm
 
 STEPS = [10, 20, 30, 40, 50]
 
@@ -39,8 +40,8 @@ def frame(per_adapter: dict[str, dict[int, tuple]], cell="lstm") -> pd.DataFrame
 
 
 def test_holm_adjusts_in_step_down_order():
-    assert C.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    assert C.holm([0.5]) == [0.5]
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5]) == [0.5]
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -62,19 +63,45 @@ def test_a_framework_that_learns_worse_from_the_third_evaluation_differs_there()
     assert loss.largest == pytest.approx(0.3, abs=0.01) and loss.ratio > 1
 
 
-def test_a_consistent_gap_smaller_than_the_seed_spread_still_agrees():
+def test_a_consistent_gap_smaller_than_the_margin_still_agrees():
     rng = np.random.default_rng(1)
     df = frame({"keras": curves(rng, range(4)), "torch": curves(rng, range(4), offset=0.005)})
     (a,) = C.agreements(df)
     assert a.p_value < 0.05  # the gap is real (every seed shows it) ...
-    assert a.verdict == "agree" and a.parted_at is None  # ... but far inside the spread between seeds
+    assert a.verdict == "agree" and a.parted_at is None  # ... and shown to be within the 0.02 margin
+    loss = next(m for m in a.metrics if m.metric == "test loss")
+    assert loss.mean_gap == pytest.approx(0.005, abs=1e-3) and loss.p_equivalent < 0.05
 
 
-def test_one_common_seed_is_inconclusive():
+def test_no_difference_found_is_not_agreement():
+    """Three seeds whose gaps scatter by more than the margin: the t-test finds nothing (p well above alpha),
+    and that is no evidence of agreement either."""
+    rng = np.random.default_rng(3)
+    ref = curves(rng, range(3))
+    other = {s: (loss + g, acc - g / 3) for (s, (loss, acc)), g in zip(ref.items(), (0.05, -0.04, 0.01), strict=True)}
+    (a,) = C.agreements(frame({"keras": ref, "torch": other}))
+    loss = next(m for m in a.metrics if m.metric == "test loss")
+    assert loss.p_value > 0.5 and loss.p_equivalent > 0.05
+    assert loss.verdict == "inconclusive" and a.verdict == "inconclusive"
+
+
+def test_tost_is_the_larger_of_the_two_one_sided_p_values():
+    from scipy import stats
+
+    g = np.array([0.001, 0.003, 0.002])
+    se = g.std(ddof=1) / np.sqrt(3)
+    low = 1 - stats.t.cdf((g.mean() + 0.02) / se, 2)  # against -margin, one-sided
+    high = stats.t.cdf((g.mean() - 0.02) / se, 2)  # against +margin
+    assert C.tost_p(g, 0.02) == pytest.approx(max(low, high), rel=1e-9)
+    assert C.tost_p(np.full(3, 0.01), 0.02) == 0.0 and C.tost_p(np.full(3, 0.03), 0.02) == 1.0
+
+
+def test_fewer_than_three_common_seeds_is_inconclusive_and_the_dropped_seeds_are_named():
     rng = np.random.default_rng(2)
-    df = frame({"keras": curves(rng, [0, 1]), "torch": curves(rng, [1, 2])})
+    df = frame({"keras": curves(rng, [0, 1, 2]), "torch": curves(rng, [1, 2, 3])})
     (a,) = C.agreements(df)
-    assert a.verdict == "inconclusive" and a.reason == "1 seed(s) finished in both"
+    assert a.verdict == "inconclusive" and a.reason == "2 seed(s) finished in both; a verdict needs 3"
+    assert a.dropped == {"keras": [0], "torch": [3]}
 
 
 def case(adapter="keras", init="keras", seed=0, dropout=0.0, dataset="mnist-5k"):
@@ -84,9 +111,11 @@ def case(adapter="keras", init="keras", seed=0, dropout=0.0, dataset="mnist-5k")
 @pytest.mark.parametrize("cases, fragment", [
     ([case(init="framework"), case("torch", init="framework", seed=1)], "same starting weights"),
     ([case(), case(seed=1)], "two adapters or more; got keras"),
-    ([case(), case("torch")], "two seeds or more"),
-    ([case(dropout=0.2), case("torch", seed=1, dropout=0.2)], "dropout"),
-    ([case(dataset="synthetic"), case("torch", seed=1, dataset="synthetic")], "real labels"),
+    ([case(), case("torch")], "3 seeds or more"),
+    ([case(), case("torch"), case(seed=1), case("torch", seed=1)], "3 seeds or more"),
+    ([case(dropout=0.2), case("torch", seed=1, dropout=0.2), case(seed=2, dropout=0.2)], "dropout"),
+    ([case(dataset="synthetic"), case("torch", seed=1, dataset="synthetic"), case(seed=2, dataset="synthetic")],
+     "real labels"),
 ])
 def test_converge_refuses_what_cannot_be_compared(cases, fragment):
     with pytest.raises(BenchInputError, match=fragment):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bench.stats.compare import compare_process_steps, compare_step_times
-from bench.stats.processes import compare_processes, hierarchical_bootstrap_ratio, process_medians
+from bench.stats.processes import compare_processes, log_ratio_interval, process_medians
 
 K, STEPS, ROUND, OWN, WITHIN = 5, 69, 0.12, 0.012, 0.03
 
@@ -35,8 +35,36 @@ def test_process_medians_and_exact_ratio():
     assert process_medians(base).tolist() == [2.0, 2.0, 5.0]
     r = compare_processes(base, cur, paired=True)
     assert r.ratio == 2.0 and r.p_value < 1e-12  # every pair exactly doubled: no doubt at all
-    lo, hi = hierarchical_bootstrap_ratio(base, cur)
-    assert lo <= 2.0 <= hi
+    assert (r.ci_low, r.ci_high) == pytest.approx((2.0, 2.0))  # no spread: the interval is the point
+
+
+def test_the_interval_is_the_t_interval_of_the_log_ratios():
+    from scipy import stats
+
+    bm, cm = np.array([10.0, 11.0, 9.5, 10.4]), np.array([10.9, 12.1, 10.2, 11.5])
+    d = np.log(cm / bm)
+    half = stats.t.ppf(0.975, 3) * d.std(ddof=1) / 2
+    assert log_ratio_interval(bm, cm, paired=True) == pytest.approx((np.exp(d.mean() - half), np.exp(d.mean() + half)))
+    welch = stats.ttest_ind(np.log(cm), np.log(bm), equal_var=False)
+    lo, hi = log_ratio_interval(bm, cm, paired=False)
+    ci = welch.confidence_interval(0.95)
+    assert (lo, hi) == pytest.approx((np.exp(ci.low), np.exp(ci.high)))
+
+
+@pytest.mark.parametrize("rounds", [4, 8, 12])
+def test_ab_intervals_cover_the_true_ratio_at_their_stated_level(rounds):
+    """On generated rounds (the CI VM's noise model above) with a true slowdown of 7%, the 95% interval of
+    `bench ab`'s comparison holds 1.07 in 94-96% of 4,000 runs (the hierarchical bootstrap it replaced held
+    it in 94.5%, 98.2% and 98.3% of 1,000 runs at 4, 8 and 12 rounds: bench/stats/processes.py)."""
+    rng = np.random.default_rng(rounds)
+    runs, covered = 4000, 0
+    for _ in range(runs):
+        phase = np.exp(ROUND * rng.standard_normal(rounds))
+        base = processes(rng, phase)
+        cur = processes(rng, phase, level=10.7)
+        r = compare_processes(base, cur, paired=True)
+        covered += r.ci_low <= 1.07 <= r.ci_high
+    assert 0.94 <= covered / runs <= 0.96
 
 
 def test_a_a_never_regresses_across_many_seeds():

@@ -108,13 +108,34 @@ def test_the_view_puts_a_models_seeds_in_one_row_with_intervals_and_marks_real_g
     assert grid[("rnn-uni-64x2", "keras")].tta.text() == "6.0s 3/3"
     console = Console(width=160, record=True, color_system=None)
     print_view(df, console)
-    text = console.export_text()
+    text = " ".join(console.export_text().split())  # the legend wraps
     assert "81.0±2.5%↓" in text and "91.0±2.5%" in text
     assert "mean ± 95% t-interval over 3 seeds" in text
     notes = differences(df)
-    assert any(n.startswith("significant accuracy gaps (Welch's t-test over 3 seeds, alpha 0.05): rnn-uni-64x2 (torch "
-                            "81.0±2.5% vs keras 91.0±2.5%, p=") and "starting weights differ" in n for n in notes)
-    assert any(n.startswith("accuracy gaps within noise") and "gru-uni-64x2" in n for n in notes)
+    assert any(n.startswith("significant accuracy gaps (Welch's t-test over 3 seeds, Holm over the run's pairs of "
+                            "adapters, alpha 0.05): rnn-uni-64x2 (torch 81.0±2.5% vs keras 91.0±2.5%, Holm p=")
+               and "starting weights differ" in n for n in notes)
+    assert any(n.startswith("accuracy gaps not significant with 3 seeds") and "gru-uni-64x2" in n for n in notes)
+    assert not any("within noise" in n for n in notes)
+
+
+def test_gap_p_values_are_holm_adjusted_over_every_pair_of_the_run():
+    """Two models, three adapters: the family is 2 x 3 pairs, though the view shows 2 x 2 gaps to the best."""
+    from bench.stats.multiplicity import holm
+    from bench.stats.seeds import accuracy_gaps, welch_p
+
+    run = {**RUN, ("keras-jax", "rnn"): [0.88, 0.90, 0.86], ("keras-jax", "gru"): [0.92, 0.93, 0.90]}
+    gaps = accuracy_gaps(seeds_run(run).assign(_model=lambda d: d["cell"]))
+    assert len(gaps) == 4
+    raw = {}
+    for cell in ("rnn", "gru"):
+        accs = {a: run[(a, cell)] for a in ("keras", "torch", "keras-jax")}
+        for a, b in (("keras", "torch"), ("keras", "keras-jax"), ("torch", "keras-jax")):
+            raw[(cell, *sorted((a, b)))] = welch_p(accs[a], accs[b])
+    adjusted = dict(zip(raw, holm(list(raw.values())), strict=True))
+    for g in gaps:
+        key = (g.model, *sorted((g.best, g.other)))
+        assert g.p_raw == raw[key] and g.p_value == adjusted[key] >= g.p_raw
 
 
 def test_with_the_same_starting_weights_a_real_gap_is_named_as_such():
