@@ -196,6 +196,11 @@ class Adapter(ABC):
         """
         return {}
 
+    def inference_path(self, model: Any) -> str:
+        """What `logits` runs: eager code or a compiled function (read back from the compiler where it can be),
+        asked after the inference timing."""
+        return "eager"
+
     def kernel_path(self, model: Any, x: np.ndarray, y: np.ndarray) -> str:
         """Which recurrent implementation runs (e.g. cuDNN, oneDNN, a generic step loop)."""
         return "unknown"

@@ -54,12 +54,67 @@ def _assign(variable, value: np.ndarray) -> None:
     variable.assign(value.astype(np.float32))
 
 
-class _StepTimerCallback(keras.callbacks.Callback):
-    """Times each step of model.fit's own loop without changing what fit does.
+class _TimedTrainFunction:
+    """Keras' own compiled train function with the harness's clock around the step alone, installed as
+    `model.train_function` for the length of a `fit` call, so `fit` runs as users run it.
 
-    Reading the loss as a Python float forces the step's result, which is the device
-    synchronization the protocol requires before the clock is read.
+    `fit` hands its train function the batch iterator (TensorFlow, JAX) or the drawn batch (torch), and
+    Keras' own function would draw the batch inside the step (tf.data's get_next in the TensorFlow graph;
+    `next()` before the jitted step in JAX) and copy it to the device there. Here the batch is drawn and put
+    where the step needs it first, outside the clock, as every other adapter does; then Keras' own step
+    runs on it (every backend's train function also takes a plain list of batches: that is how
+    `train_on_batch` calls it). Inside the clock: forward, loss, backward, the optimizer's update and
+    Keras' metrics (the loss mean and the accuracy): the same work as the torch adapter's step.
     """
+
+    def __init__(self, keras_fn, timer: StepTimer, backend: str, sync) -> None:
+        self.keras_fn, self.timer, self.backend, self.sync = keras_fn, timer, backend, sync
+        self.tf_device = None
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_logical_devices("GPU")
+            self.tf_device = gpus[0].name if gpus else "/CPU:0"
+
+    def __call__(self, *args):
+        if self.backend == "jax":  # (state, iterator) -> (logs, state)
+            state, iterator = args
+            batch = self.place(next(iterator))
+            self.timer.start()
+            out = self.keras_fn(state, iter([batch]))
+            import jax
+
+            jax.block_until_ready(out)  # JAX dispatches asynchronously: the step is done when its outputs are
+            self.timer.stop()
+            return out
+        (source,) = args  # TensorFlow: the tf.data iterator; torch: the list of one drawn batch
+        batch = self.place(next(source) if self.backend == "tensorflow" else source[0])
+        self.timer.start()  # the timer synchronizes the device before each clock read (KerasAdapter.sync)
+        logs = self.keras_fn([batch])
+        self.timer.stop()
+        return logs
+
+    def place(self, batch):
+        """The batch as device tensors, ready before the clock starts."""
+        convert = keras.ops.convert_to_tensor
+        if self.backend == "tensorflow":
+            import tensorflow as tf
+
+            with tf.device(self.tf_device):
+                batch = keras.tree.map_structure(lambda t: t if t is None else tf.identity(t), batch)
+        else:  # jax, torch: convert_to_tensor puts the array on the backend's default device
+            batch = keras.tree.map_structure(lambda t: t if t is None else convert(t), batch)
+        if self.backend == "jax":
+            import jax
+
+            jax.block_until_ready(batch)
+        self.sync()
+        return batch
+
+
+class _StepCallback(keras.callbacks.Callback):
+    """Between two steps of model.fit's loop: the first loss, divergence, and the harness's between-step
+    work (progress, curve evaluations), after the step's clock was read (_TimedTrainFunction)."""
 
     def __init__(self, timer: StepTimer) -> None:
         super().__init__()
@@ -67,12 +122,8 @@ class _StepTimerCallback(keras.callbacks.Callback):
         self.diverged = False
         self.first_loss = math.nan
 
-    def on_train_batch_begin(self, batch, logs=None):
-        self.timer.start()
-
     def on_train_batch_end(self, batch, logs=None):
         loss = float(logs["loss"])
-        self.timer.stop()
         if self.timer.steps == 1:
             self.first_loss = loss  # the epoch's running mean after one batch is that batch's loss
         if not math.isfinite(loss):
@@ -229,26 +280,32 @@ class KerasAdapter(Adapter):
         return net
 
     def fit(self, model: keras.Model, data: Dataset, train: TrainSpec, plan: BatchPlan, timer: StepTimer) -> FitResult:
-        callback = _StepTimerCallback(timer)
+        callback = _StepCallback(timer)
         history: dict = {}
         epochs = 0
-        # One fit call per epoch so that the harness, not Keras, decides the order of examples;
-        # shuffle=False keeps that order. Keras reuses its compiled train function across calls.
-        for epoch, idx in enumerate(plan.epochs_indices()):
-            h = model.fit(
-                data.x_train[idx],
-                data.y_train[idx],
-                batch_size=train.batch_size,
-                epochs=epoch + 1,
-                initial_epoch=epoch,
-                shuffle=False,
-                verbose=0,
-                callbacks=[callback],
-            )
-            history = h.history
-            epochs += 1
-            if callback.diverged:
-                break
+        model.make_train_function()  # Keras' own, built once and reused across the fit calls below
+        keras_fn = model.train_function
+        model.train_function = _TimedTrainFunction(keras_fn, timer, keras.backend.backend(), self.sync)
+        try:
+            # One fit call per epoch so that the harness, not Keras, decides the order of examples;
+            # shuffle=False keeps that order. Keras reuses its compiled train function across calls.
+            for epoch, idx in enumerate(plan.epochs_indices()):
+                h = model.fit(
+                    data.x_train[idx],
+                    data.y_train[idx],
+                    batch_size=train.batch_size,
+                    epochs=epoch + 1,
+                    initial_epoch=epoch,
+                    shuffle=False,
+                    verbose=0,
+                    callbacks=[callback],
+                )
+                history = h.history
+                epochs += 1
+                if callback.diverged:
+                    break
+        finally:
+            model.train_function = keras_fn  # train_on_batch and later fits get Keras' own function back
         return FitResult(
             steps=timer.steps,
             epochs=epochs,
@@ -276,6 +333,15 @@ class KerasAdapter(Adapter):
         # predict_on_batch runs Keras' compiled predict function (tf.function, jit), 14x faster than an eager
         # model(x) call for a 2x128 LSTM batch on TF, with the same logits: the curve's evaluations use this
         return np.asarray(model.predict_on_batch(x))
+
+    def inference_path(self, model: keras.Model) -> str:
+        """Keras' predict function as this backend builds it (keras/src/backend/*/trainer.py's make_predict_function)."""
+        backend, jit = keras.backend.backend(), bool(model.jit_compile)
+        if backend == "tensorflow":
+            return "compiled: predict_on_batch, tf.function" + (" with XLA (jit_compile)" if jit else " (no XLA)")
+        if backend == "jax":
+            return "compiled: predict_on_batch, jax.jit (XLA)" if jit else "eager: predict_on_batch, jax without jit"
+        return "compiled: predict_on_batch, torch.compile" if jit else "eager: predict_on_batch, torch no_grad"
 
     @staticmethod
     def _recurrent_layers(model: keras.Model) -> list[list]:
@@ -362,10 +428,10 @@ class KerasAdapter(Adapter):
             extra = {"threads_intra": torch.get_num_threads(), "threads_inter": torch.get_num_interop_threads()}
         extra["matmul_precision"] = self._precision_in_force(model)
         extra["compile_policy"] = f"jit_compile={model.jit_compile}"
-        # model.fit takes host arrays: its data adapter hands each batch to the step, so on a GPU the
-        # host-to-device copy of a batch is inside the timed step (torch keeps the set on the device)
-        extra["input_transfer"] = ("per batch inside the step (model.fit's data adapter, from host memory)"
-                                   if self._gpu else "none (CPU: the batch is already in memory)")
+        # model.fit takes host arrays: its data adapter draws each batch, and _TimedTrainFunction copies it to the
+        # device between steps, before the clock (torch keeps the whole set on the device)
+        extra["input_transfer"] = ("per batch between the steps, outside the clock (model.fit's data adapter, then "
+                                   "a copy to the device)" if self._gpu else "none (CPU: the batch is already in memory)")
         if backend.startswith("torch"):
             from adapters.torch_common import torch_kernel_policy
 

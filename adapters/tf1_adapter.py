@@ -121,6 +121,14 @@ class GraphModel:
             grads_and_vars = optimizer.compute_gradients(self.loss, var_list=self.variables)
             self.train_op = optimizer.apply_gradients(grads_and_vars, global_step=self.global_step)
             self.grad_sum = tf.add_n([tf.reduce_sum(g) for g, _ in grads_and_vars])  # needs every gradient
+            # The clock's sync on a GPU: Session.run returns once its fetches are on the host, and the update's
+            # kernels may still be queued on the device then. A variable the update wrote, read after it and
+            # fetched to the host, comes back only once the device has run everything before it. On the CPU
+            # every op has run when Session.run returns: nothing is added there.
+            self.step_done = None
+            if gpu:
+                with tf.control_dependencies([self.train_op]):
+                    self.step_done = tf.identity(self.head_b.read_value())
             self._assign = {}
             for var in self.variables:
                 value = v1.placeholder(var.dtype.base_dtype, var.shape)
@@ -180,7 +188,9 @@ class Tf1GraphAdapter(Adapter):
         return GraphModel(model, train, self._threads, self._seed, self._gpu)
 
     def fit(self, model: GraphModel, data: Dataset, train: TrainSpec, plan: BatchPlan, timer: StepTimer) -> FitResult:
-        fetches = [model.loss, model.correct, model.train_op]
+        # inside the clock: the batch's copy by feed_dict, forward, loss, backward, the update and the accuracy
+        # count (`correct`, fetched with the loss); on a GPU also the device's sync (GraphModel.step_done)
+        fetches = [model.loss, model.correct, model.train_op] + ([model.step_done] if model.step_done is not None else [])
         return timed_loop(
             plan,
             train.batch_size,
@@ -212,6 +222,9 @@ class Tf1GraphAdapter(Adapter):
 
     def logits(self, model: GraphModel, x: np.ndarray) -> np.ndarray:
         return model.session.run(model.logits, model.feed(x))
+
+    def inference_path(self, model: GraphModel) -> str:
+        return "graph: Session.run of the logits (no XLA)"
 
     def weight_arrays(self, model: GraphModel) -> dict[str, np.ndarray]:
         if model.spec.cell == "gru":  # no canonical form: the variables under their TF names
@@ -297,7 +310,8 @@ class Tf1GraphAdapter(Adapter):
         def run(fetch):
             return lambda: model.session.run(fetch, feed)  # returns numpy: synchronized
 
-        return {"forward": run(model.loss), "forward_backward": run(model.grad_sum), "step": run(model.train_op)}
+        step = model.train_op if model.step_done is None else [model.train_op, model.step_done]
+        return {"forward": run(model.loss), "forward_backward": run(model.grad_sum), "step": run(step)}
 
     def kernel_path(self, model: GraphModel, x, y) -> str:
         t = model.spec.timesteps

@@ -26,7 +26,7 @@ from bench.cli.find import add_find_options, cmd_find
 from bench.cli.history import add_history_options, cmd_history
 from bench.cli.run import adapter_list, add_plan_options, add_run_options, cmd_plan, cmd_run
 from bench.core.errors import EXIT_BAD_INPUT, EXIT_CASE_FAILED, EXIT_OK, BenchInputError
-from bench.core.status import Status
+from bench.core.status import is_timed
 from bench.measure import environment as envinfo
 from bench.planning.matrices import MATRICES
 from bench.render.tables import compare_markdown, compare_table, print_reference, print_run
@@ -243,8 +243,8 @@ def cmd_baseline(args: argparse.Namespace, console: Console) -> int:
     if not args.name or not all(c.isalnum() or c in "-_." for c in args.name):
         raise BenchInputError(f"--name {args.name!r}: use letters, digits, '-', '_' or '.'")
     df, _ = load_results(src)
-    if not (df["status"] == Status.OK).all():
-        bad = df.loc[df["status"] != Status.OK, "case_id"].tolist()
+    if not df["status"].map(is_timed).all():
+        bad = df.loc[~df["status"].map(is_timed), "case_id"].tolist()
         raise BenchInputError(f"{args.run_dir!r} has cases that are not ok ({', '.join(bad)}); a baseline must be clean")
     dest = Path(args.root) / args.name
     dest.mkdir(parents=True, exist_ok=True)

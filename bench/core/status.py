@@ -15,7 +15,10 @@ class Status(str, Enum):
     TIMEOUT = "timeout"  # no result within the per-case limit; its process group was killed
     OOM = "oom"  # the framework or the kernel ran out of memory
     DIVERGED = "diverged"  # a non-finite training loss
-    NOT_LEARNING = "not-learning"  # trained, but a weight never moved or the loss did not go down
+    NOT_LEARNING = "not-learning"  # trained, but a trainable weight never changed (bench/measure/learning.py)
+    # trained and timed, but learning is not shown: test accuracy not significantly above chance or test loss
+    # not below the uniform prediction's (a short run); its timings stand and it does not fail the run
+    INCONCLUSIVE = "inconclusive"
     UNAVAILABLE = "unavailable"  # the adapter's framework is not installed where the case ran
 
     def __str__(self) -> str:
@@ -24,7 +27,12 @@ class Status(str, Enum):
     @property
     def failing(self) -> bool:
         """Whether a run holding this status exits 1 (unavailable is not a failure of the case)."""
-        return self not in (Status.OK, Status.UNAVAILABLE)
+        return self not in (Status.OK, Status.INCONCLUSIVE, Status.UNAVAILABLE)
+
+    @property
+    def timed(self) -> bool:
+        """Whether the case trained to its end, so its step times are measurements of its code."""
+        return self in (Status.OK, Status.INCONCLUSIVE)
 
     @property
     def style(self) -> str:
@@ -44,14 +52,21 @@ _STYLE = {
     Status.OOM: "red",
     Status.DIVERGED: "yellow",
     Status.NOT_LEARNING: "magenta",
+    Status.INCONCLUSIVE: "yellow",
     Status.UNAVAILABLE: "dim",
 }
 _SHORT = {
     Status.FAILED: "FAILED", Status.TIMEOUT: "TIMEOUT", Status.OOM: "OOM", Status.DIVERGED: "diverged",
-    Status.NOT_LEARNING: "no-learn", Status.UNAVAILABLE: "n/a",
+    Status.NOT_LEARNING: "no-learn", Status.UNAVAILABLE: "n/a", Status.INCONCLUSIVE: "inconcl.",
 }
 STATUSES = tuple(s.value for s in Status)
 FAILING_STATUSES = tuple(s.value for s in Status if s.failing)  # statuses that make a run exit 1
+TIMED_STATUSES = tuple(s.value for s in Status if s.timed)  # statuses whose step times compare, gate and export
+
+
+def is_timed(status: object) -> bool:
+    """Whether a stored status text is one whose step times stand (ok, inconclusive); unknown texts are not."""
+    return status in TIMED_STATUSES
 
 
 def styled(status: str) -> str:

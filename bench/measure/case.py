@@ -44,7 +44,7 @@ RESULT_COLUMNS = columns(
     ("train_accuracy", "float", "mean training accuracy over the last epoch's batches", {"fmt": ".3f", "better": "higher"}),
     ("test_loss", "float", "cross-entropy on the whole test split", {"fmt": ".4f", "better": "lower"}),
     ("test_accuracy", "float", "accuracy on the whole test split", {"fmt": ".3f", "better": "higher", "gate": True, "table": True}),
-    ("accuracy_reason", "str", "why there is no accuracy (diverged, not learning, random labels)"),
+    ("accuracy_reason", "str", "why there is no accuracy (diverged, not learning, random labels), or why the accuracy does not show learning (status inconclusive)"),
 )
 TIME_COLUMNS = columns(
     "time",
@@ -78,7 +78,7 @@ PATH_COLUMNS = columns(
     "what ran",
     ("matmul_precision", "str", "the precision settings in force, read back from the framework"),
     ("compile_policy", "str", "jit_compile / cudnn.benchmark / deterministic / torch.compile mode"),
-    ("input_transfer", "str", "where a batch reaches the device: before timing (torch) or inside each timed step (Keras fit, TF 1.x feed_dict)"),
+    ("input_transfer", "str", "where a batch reaches the device: before timing (torch: the whole set), between the steps (Keras: each batch) or inside each timed step (TF 1.x feed_dict)"),
     ("kernel_path", "str", "which recurrent kernel ran: cuDNN, oneDNN, a fused op, or a step loop", {"table": True}),
     ("compile_cache", "str", "cold (an empty Inductor/Triton cache for the case's process: what a first run pays) or warm (the machine's caches, --warm-compile-cache)"),
 )
@@ -115,19 +115,18 @@ def _finite(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def _gpu_fields(sampler: Any, adapter: Any, hooks: Any, end: Any, steps: int, steps_per_epoch: int,
+def _gpu_fields(sampler: Any, adapter: Any, window_from: int, steps: int, steps_per_epoch: int,
                 device_name: str) -> dict[str, Any]:
-    """GPU memory, energy and state. Energy and state cover the timed steps only (the window opens after
-    step 0 and the warm-up steps; the curve's evaluations are holes in it), so compile time at idle
-    power and evaluation power never count as training."""
+    """GPU memory, energy and state. Energy and state cover the timed steps only: from each step's own edges
+    (StepTimer.edge), after step 0 and the warm-up steps, so compilation, evaluations and the time between
+    steps (a framework's loop, Keras' per-epoch setup) never count as training."""
     if sampler is None:
         return {"gpu_mem_reason": f"case ran on the CPU ({device_name})", "energy_source": "case ran on the CPU"}
     gpu = sampler.result()
-    window = (hooks.window_start, end) if hooks.window_start is not None and end is not None else None
-    timed = steps - hooks.window_from
-    if window and timed > 0:
-        joules, energy_source = sampler.energy_j(*window, hooks.holes)
-        energy_source += f" over the {timed} steps after step 0 and the warm-up, evaluations excluded"
+    timed = steps - window_from
+    if timed > 0:
+        joules, energy_source = sampler.steps_energy_j(window_from)
+        energy_source += f", over the {timed} steps after step 0 and the warm-up (not the time between them)"
     else:
         joules, energy_source = None, "no timed steps (step 0 and warm-up only)"
     per_step = joules / timed if joules is not None and timed > 0 else None
@@ -143,7 +142,7 @@ def _gpu_fields(sampler: Any, adapter: Any, hooks: Any, end: Any, steps: int, st
         "energy_j_per_step": per_step,
         "energy_j_per_epoch": per_step * steps_per_epoch if per_step is not None else None,
         "energy_source": energy_source,
-        **(sampler.state(*window, hooks.holes) if window else {}),
+        **(sampler.steps_state(window_from) if timed > 0 else {}),
         "gpu_shared_with": sampler.shared_with(),
     }
 
@@ -167,10 +166,12 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
     from bench.core.canonical import init_weights
     from bench.core.timer import StepTimer
     from bench.data import load as load_data
-    from bench.measure.curve import BetweenSteps, curve_columns, test_accuracy
+    from bench.measure.curve import BetweenSteps, curve_columns, test_accuracy, test_scores
+    from bench.measure.disturbance import LoadMeter
     from bench.measure.flops import sgemm_share, train_flops_per_step
     from bench.measure.inference import measure_inference
-    from bench.measure.learning import frozen_weights, learning_problems
+    from bench.measure.learning import frozen_weights, learning_verdict
+    from bench.measure.loop import loop_columns
     from bench.measure.memory import GpuMemorySampler, device_used_mb, peak_rss_mb
     from bench.measure.phases import measure_phases
     from bench.measure.steps import settling_steps, step_stats, throughput
@@ -198,10 +199,14 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
         hooks = BetweenSteps(plan.total_steps, plan.steps_per_epoch, timer.elapsed_s, progress,
                              eval_every=train.eval_every)
         timer.between = hooks
-        sampler = GpuMemorySampler(baseline_mb=baseline_mb) if adapter.uses_gpu() else None
-        fit_end = None
+        # the timed steps' window opens after step 0 and the warm-up steps
+        hooks.window_from = 1 + min(train.warmup_steps, max(plan.total_steps - 1, 0))
+        load = LoadMeter()
+        hooks.on_window_open.append(load.open)
+        sampler = (GpuMemorySampler(baseline_mb=baseline_mb, first_timed_step=hooks.window_from) if adapter.uses_gpu()
+                   else None)
         if sampler is not None:
-            hooks.mark, hooks.window_from = sampler.mark, 1 + min(train.warmup_steps, max(plan.total_steps - 1, 0))
+            timer.edge = sampler.edge
         with sampler or contextlib.nullcontext():
             shared = _shared_gpu_failure(sampler, job, "at the start of the case")
             if shared:
@@ -220,20 +225,20 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
             t0 = time.perf_counter()
             fit = adapter.fit(model, data, train, plan, timer)
             measured["train_time_s"] = time.perf_counter() - t0 - hooks.eval_time_s
-            if sampler:
-                fit_end = sampler.mark()
+            load.close()
             shared = _shared_gpu_failure(sampler, job, "while steps were timed")
             if shared:
                 return {**measured, **shared}
             frozen = frozen_weights(weights_before, adapter.weight_arrays(model), adapter.keeps_recurrent_bias(case.model.cell))
             if data.has_labels:  # the curve's own function (the same in every framework), so no second path
                 t0 = time.perf_counter()  # to trace: Keras' evaluate() compiled a test function of its own
-                accuracy, loss = test_accuracy(adapter, model, data.x_test, data.y_test, train.eval_batch_size)
+                scores = test_scores(adapter, model, data.x_test, data.y_test, train.eval_batch_size)
                 measured["eval_time_s"] = time.perf_counter() - t0
+                accuracy, loss = scores.accuracy, scores.loss
             else:  # random labels: nothing to evaluate
-                accuracy = loss = math.nan
+                scores, accuracy, loss = None, math.nan, math.nan
         info = adapter.runtime_info(model)
-        gpu_fields = _gpu_fields(sampler, adapter, hooks, fit_end, fit.steps, plan.steps_per_epoch, info.device_name)
+        gpu_fields = _gpu_fields(sampler, adapter, hooks.window_from, fit.steps, plan.steps_per_epoch, info.device_name)
         # After the main timing, so they cannot perturb it (and after evaluation: they update weights).
         xb, yb = data.x_train[: train.batch_size], data.y_train[: train.batch_size]
         t0 = time.perf_counter()
@@ -241,6 +246,7 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
         measured["kernel_path_s"] = time.perf_counter() - t0
         if train.inference and not fit.diverged:
             measured.update(measure_inference(lambda x: adapter.logits(model, x), data.x_test, train.eval_batch_size))
+            measured["infer_path"] = adapter.inference_path(model)
         else:
             measured["infer_reason"] = "training diverged" if fit.diverged else "skipped (--no-inference, or the matrix's)"
         fns = adapter.phase_functions(model, train, xb, yb) if train.phase_rounds else {}
@@ -261,21 +267,23 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
     stats = step_stats(times, train.warmup_steps, untimed)
     flops = train_flops_per_step(case.model, train.batch_size)
     achieved = flops / (stats.median_ms / 1e3) / 1e9 if stats.timed_steps else math.nan
-    problems = [] if fit.diverged else learning_problems(frozen, fit.first_loss, fit.train_loss, data.has_labels)
+    verdict = None if fit.diverged else learning_verdict(frozen, scores, case.model.num_classes)
+    status = Status.DIVERGED if verdict is None else verdict.status
     if fit.diverged:
         accuracy_reason = "training diverged (non-finite loss)"
-    elif problems:
-        accuracy_reason = "not learning: " + "; ".join(problems)
+    elif status == Status.NOT_LEARNING:
+        accuracy_reason = "not learning: " + verdict.reason
     elif not data.has_labels:
         accuracy_reason = "synthetic data: labels are random, accuracy is meaningless"
     else:
-        accuracy_reason = None
-    report_acc = accuracy_reason is None
+        accuracy_reason = verdict.reason  # None when ok; why learning is not shown when inconclusive
+    report_acc = data.has_labels and status.timed  # an inconclusive run's accuracy is a measurement too
     hooks.finish(fit.steps, _finite(accuracy) if report_acc else None, _finite(loss))
-    status = Status.DIVERGED if fit.diverged else Status.NOT_LEARNING if problems else Status.OK
     measured.update(
         status=status.value,
-        error="non-finite training loss; training stopped" if fit.diverged else "; ".join(problems) or None,
+        error=("non-finite training loss; training stopped" if fit.diverged
+               else verdict.reason if status == Status.NOT_LEARNING else None),
+        **(verdict.columns if verdict else {}),
         framework=info.framework,
         framework_version=info.framework_version,
         backend=info.backend,
@@ -307,6 +315,9 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
         compile_policy=info.extra.get("compile_policy"),
         input_transfer=info.extra.get("input_transfer"),
         **gpu_fields,
-        **curve_columns(hooks.points, job.target_accuracy, accuracy_reason, hooks.eval_time_s),
+        **curve_columns(hooks.points, job.target_accuracy, None if report_acc else accuracy_reason, hooks.eval_time_s,
+                        (stats.first_step_ms, stats.median_ms)),
+        **loop_columns(timer.starts_ns, timer.durations_ns, stats.warmup_steps, train.batch_size, hooks.eval_spans_ns),
+        **load.columns(gpu_fields.get("gpu_shared_with")),
     )
     return measured

@@ -19,12 +19,16 @@ from typing import Any
 import numpy as np
 
 from bench.core.columns import columns
+from bench.measure.learning import SplitScores
 
+UNSTEADY = 0.10  # raw / robust time to target beyond 1 +- this: the steps to the target were not steady
 COLUMNS = columns(
     "time to accuracy",
     ("target_accuracy", "float", "the test accuracy time to target is measured against (--target-accuracy)", {"fmt": ".3f"}),
     ("steps_to_target", "int", "training steps until the first evaluation at or above the target", {"better": "lower"}),
-    ("time_to_target_s", "float", "training seconds (summed step times) to the target", {"unit": "s", "fmt": ".1f", "better": "lower", "table": True}),
+    ("time_to_target_s", "float", "training seconds to the target at the case's own pace: step 0 + (steps_to_target - 1) x the median step (robust to a few disturbed steps)", {"unit": "s", "fmt": ".1f", "better": "lower", "table": True}),
+    ("time_to_target_raw_s", "float", "the step times to the target, summed as they came (step 0 included)", {"unit": "s", "fmt": ".1f", "better": "lower"}),
+    ("time_to_target_unsteady", "bool", f"the raw sum and the robust figure differ by more than {UNSTEADY:.0%}: the steps before the target did not run at the case's median pace"),
     ("target_reason", "str", "why there is no time to target"),
     ("curve_eval_time_s", "float", "seconds spent on the curve's evaluations, outside every clock", {"unit": "s", "fmt": ".1f"}),
     ("curve_steps", "list[int]", "the step of each evaluation of the test split"),
@@ -35,18 +39,25 @@ COLUMNS = columns(
 PROGRESS_PERIOD_S = 1.0  # at most one progress message a second: the runner's display needs no more
 
 
-def test_accuracy(adapter: Any, model: Any, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy) of the model's inference logits on (x, y), batch by batch; the
-    loss is computed here from the logits (float64 log-softmax), the same way for every framework."""
-    correct, loss_sum = 0, 0.0
+def test_scores(adapter: Any, model: Any, x: np.ndarray, y: np.ndarray, batch_size: int) -> SplitScores:
+    """Per-example correctness and cross-entropy of the model's inference logits on (x, y), batch by batch;
+    the loss is computed here from the logits (float64 log-softmax), the same way for every framework."""
+    correct, losses = [], []
     for start in range(0, len(y), batch_size):
         logits = np.asarray(adapter.logits(model, x[start : start + batch_size]), dtype=np.float64)
         labels = y[start : start + batch_size]
-        correct += int((np.argmax(logits, axis=1) == labels).sum())
+        correct.append(np.argmax(logits, axis=1) == labels)
         shifted = logits - logits.max(axis=1, keepdims=True)
         log_prob = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        loss_sum += float(-log_prob[np.arange(len(labels)), labels].sum())
-    return correct / len(y), loss_sum / len(y)
+        losses.append(-log_prob[np.arange(len(labels)), labels])
+    return SplitScores(np.concatenate(correct) if correct else np.zeros(0, bool),
+                      np.concatenate(losses) if losses else np.zeros(0), np.asarray(y))
+
+
+def test_accuracy(adapter: Any, model: Any, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of the model's inference logits on (x, y): a curve point."""
+    scores = test_scores(adapter, model, x, y, batch_size)
+    return scores.accuracy, scores.loss
 
 
 @dataclass
@@ -62,25 +73,23 @@ class BetweenSteps:
     # (step, train seconds, accuracy, loss)
     points: list[tuple[int, float, float, float]] = field(default_factory=list)
     eval_time_s: float = 0.0
-    # The window of the timed steps for the GPU meters (energy, clocks): `mark` is the sampler's, the
-    # window opens once `window_from` steps are done (step 0 and the warm-up steps), and every
-    # evaluation inside it is a hole, so compile and evaluation power never count as training.
-    mark: Callable[[], Any] | None = None
-    window_from: int = 1
-    window_start: Any = None
-    holes: list[tuple[Any, Any]] = field(default_factory=list)
+    eval_spans_ns: list[tuple[int, int]] = field(default_factory=list)  # (start, end) of each evaluation, perf_counter_ns
+    # called once, between steps, when the timed steps begin (after step 0 and the warm-up): the meters of
+    # what else used the machine open their window there (bench/measure/disturbance.py)
+    on_window_open: list[Callable[[], None]] = field(default_factory=list)
+    window_from: int = 1  # the timed steps begin once this many steps are done (step 0 and the warm-up)
     _last_progress: float = 0.0
 
     def __call__(self, step: int, loss: float) -> None:
-        if self.mark is not None and step == self.window_from and step < self.total_steps:
-            self.window_start = self.mark()
+        if step == self.window_from and step < self.total_steps:
+            for opened in self.on_window_open:
+                opened()
         if self.evaluate is not None and step < self.total_steps and step % (self.eval_every or self.steps_per_epoch) == 0:
-            before = self.mark() if self.mark is not None and self.window_start is not None else None
-            t0 = time.perf_counter()
+            t0 = time.perf_counter_ns()
             self.points.append((step, self.elapsed_s(), *self.evaluate()))
-            self.eval_time_s += time.perf_counter() - t0
-            if before is not None:
-                self.holes.append((before, self.mark()))
+            t1 = time.perf_counter_ns()
+            self.eval_spans_ns.append((t0, t1))
+            self.eval_time_s += (t1 - t0) / 1e9
         if self.progress is not None:
             now = time.monotonic()
             if now - self._last_progress >= PROGRESS_PERIOD_S or step == self.total_steps:
@@ -106,9 +115,15 @@ def time_to_target(points: list[tuple], target: float) -> tuple[int | None, floa
     return None, None
 
 
+def paced_s(steps: int, first_ms: float, median_ms: float) -> float:
+    """Training seconds of `steps` steps at a case's own pace: step 0 as it came, the rest at the median step."""
+    return (first_ms + (steps - 1) * median_ms) / 1e3 if steps > 0 else 0.0
+
+
 def curve_columns(points: list[tuple], target: float | None, no_accuracy: str | None,
-                  eval_time_s: float) -> dict[str, Any]:
-    """The record's curve and time-to-target columns; `no_accuracy` says why the case has no accuracy."""
+                  eval_time_s: float, pace_ms: tuple[float, float] | None = None) -> dict[str, Any]:
+    """The record's curve and time-to-target columns; `no_accuracy` says why the case has no accuracy;
+    `pace_ms` is (first step, median step): the robust time to target counts steps at the median pace."""
     cols: dict[str, Any] = {
         "curve_steps": [p[0] for p in points],
         "curve_train_s": [p[1] for p in points],
@@ -126,4 +141,8 @@ def curve_columns(points: list[tuple], target: float | None, no_accuracy: str | 
         best = max((p[2] for p in points), default=None)
         why = f"never reached {target:.1%}" + (f" (best {best:.1%})" if best is not None else " (no evaluation)")
         return {**cols, "target_reason": why}
-    return {**cols, "steps_to_target": steps, "time_to_target_s": seconds}
+    robust = seconds
+    if pace_ms is not None and all(v == v for v in pace_ms):  # NaN: no timed steps, the raw sum stands
+        robust = paced_s(steps, *pace_ms)
+    return {**cols, "steps_to_target": steps, "time_to_target_s": robust, "time_to_target_raw_s": seconds,
+            "time_to_target_unsteady": bool(robust > 0 and abs(seconds / robust - 1) > UNSTEADY)}

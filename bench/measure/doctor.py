@@ -19,8 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from bench.measure.disturbance import DISTURBED_CORES
+
 PROBE_SPECS = (("lstm", (8,)), ("gru", (8,)))
 ENERGY_WATCH_S = 1.0  # how long the doctor watches the energy counter for its update period
+LOAD_WATCH_S = 1.0  # how long it watches what other processes use of the CPUs
 
 
 def probe_adapter(payload: dict[str, Any], progress=None, ready=None) -> dict[str, Any]:
@@ -93,11 +96,13 @@ def cpu_governor() -> str | None:
 
 def machine_facts() -> dict[str, Any]:
     from bench.measure import environment
+    from bench.measure.disturbance import busy_now
 
     packages = environment.package_versions()
     return {"cpu_model": environment.cpu_model(), "cpu_cores": environment.usable_cores(),
             "cpu_governor": cpu_governor(), "torch": packages.get("torch"), "python": sys.version.split()[0],
-            "thread_env": {k: os.environ.get(k) for k in environment.THREAD_VARS}}
+            "thread_env": {k: os.environ.get(k) for k in environment.THREAD_VARS},
+            "other_cpu_cores": busy_now(LOAD_WATCH_S)}
 
 
 def nvml_facts(nvml: Any = None, watch_s: float = ENERGY_WATCH_S) -> dict[str, Any]:
@@ -172,6 +177,11 @@ def warnings(machine: dict[str, Any], gpu: dict[str, Any], probes: dict[str, dic
     if governor and governor != "performance":
         out.append(f"CPU frequency scaling: governor '{governor}' lets clocks move between and within cases; "
                    "'performance' holds them (CPU step times are noisier until then)")
+    busy = machine.get("other_cpu_cores")
+    if busy is not None and busy > DISTURBED_CORES:
+        out.append(f"the machine is busy: other processes kept {busy:.2f} cores busy over {LOAD_WATCH_S:g} s; step "
+                   f"times measured now would time the sharing (each case records its own load and is flagged "
+                   f"`disturbed` above {DISTURBED_CORES:g} cores)")
     torch_version = machine.get("torch") or ""
     if "+cu" in torch_version and not gpu.get("available"):
         out.append(f"torch {torch_version} is a CUDA build on a machine without an NVIDIA GPU: it works, but is "

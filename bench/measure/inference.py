@@ -46,6 +46,7 @@ COLUMNS = columns(
     ("infer_throughput_samples_per_s", "float", "inference samples per second at infer_batch_size (median call)",
      {"fmt": ",.0f", "better": "higher"}),
     ("infer_batch_size", "int", "the batch of the throughput measurement"),
+    ("infer_path", "str", "what the inference call ran: eager, a compiled function (and what compiled it, read back from the compiler where it can be)"),
     ("infer_reason", "str", "why an inference figure is missing (skipped with --no-inference, too few calls for a p99)"),
     ("inference_s", "float", "the inference phase's wall time, after training", {"unit": "s", "fmt": ".2f"}),
 )

@@ -8,6 +8,7 @@ reason, and never raises. The NVML module is injectable so the logic is tested w
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import resource
 import threading
@@ -15,6 +16,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from bench.core.columns import columns
 
@@ -238,7 +241,7 @@ class GpuMemorySampler:
     """
 
     def __init__(self, pids: set[int] | None = None, period_s: float = 0.01, nvml: Any = None,
-                 baseline_mb: float | None = None) -> None:
+                 baseline_mb: float | None = None, first_timed_step: int = 1) -> None:
         self.pids = pids if pids is not None else {os.getpid()}
         # the device's used memory before this case's process made its GPU context (device_used_mb):
         # the device-wide fallback reports the case's increase over it, not the driver's and others' memory
@@ -258,6 +261,12 @@ class GpuMemorySampler:
         self._unsupported: set[str] = set()  # NVML queries this device refused (NotSupported): not asked again
         self._foreign: dict[int, float | None] = {}  # pid -> peak MB of other processes seen on the device
         self._n = 0
+        self._edges: list[tuple[float, int | None]] = []  # (time, energy counter) at each step's start and end
+        # the steps before this index (step 0, the warm-up) are not timed; a state reading is taken at the first
+        # timed step's start edge and then at most every STATE_EVERY periods from the steps' edges, so a short
+        # run's steps hold readings too (the thread's readings fall between steps as often as inside them)
+        self.first_timed_step = first_timed_step
+        self._last_edge_state = -math.inf
 
     def __enter__(self) -> GpuMemorySampler:
         try:
@@ -352,6 +361,48 @@ class GpuMemorySampler:
             return t, None
         self._sample_state(t)  # stamped with the mark's own time, so it belongs to the window it bounds
         return t, self._energy_mj()
+
+    def edge(self) -> None:
+        """One step's start or end (StepTimer.edge, outside the clock): the time and the energy counter."""
+        t = time.perf_counter()
+        index = len(self._edges)
+        self._edges.append((t, self._energy_mj() if self._has_energy_counter else None))
+        if self._device is None or index // 2 < self.first_timed_step:
+            return
+        if index == 2 * self.first_timed_step or t - self._last_edge_state >= STATE_EVERY * self.period_s:
+            self._sample_state(t)  # stamped with the edge's time: it belongs to the step it bounds
+            self._last_edge_state = t
+
+    def _step_windows(self, first: int) -> list[tuple[tuple[float, int | None], tuple[float, int | None]]]:
+        """(start edge, end edge) of every step from index `first` on."""
+        return [(self._edges[i], self._edges[i + 1]) for i in range(2 * first, len(self._edges) - 1, 2)]
+
+    def steps_energy_j(self, first: int) -> tuple[float | None, str]:
+        """Joules over the steps from index `first` on, each from its own edges: the time between steps (a
+        framework's loop, the next batch, an evaluation, Keras' per-epoch setup) is never counted."""
+        if self._device is None:
+            return None, self._reason or "no GPU"
+        windows = self._step_windows(first)
+        if not windows:
+            return None, "no timed steps"
+        if all(a[1] is not None and b[1] is not None for a, b in windows):
+            return sum(b[1] - a[1] for a, b in windows) / 1000.0, "nvml-energy-counter at each step's edges"
+        if len(self._power) < 2:
+            return None, "no energy counter and too few power samples"
+        t, w = np.array([p[0] for p in self._power]), np.array([p[1] for p in self._power])
+        cumulative = np.concatenate([[0.0], np.cumsum(np.diff(t) * (w[1:] + w[:-1]) / 2)])  # trapezoid, joules
+        ends = np.array([[a[0], b[0]] for a, b in windows])
+        joules = np.interp(ends[:, 1], t, cumulative) - np.interp(ends[:, 0], t, cumulative)
+        return float(joules.sum()), "nvml-power-sampling, interpolated over each step"
+
+    def steps_state(self, first: int) -> dict[str, Any]:
+        """Clocks, temperature, power and throttle reasons from the readings taken while a step from index
+        `first` on was running (a reading between steps belongs to no step)."""
+        if self._device is None:
+            return {}
+        windows = [(a[0], b[0]) for a, b in self._step_windows(first)]
+        inside = [s for s in self._state if any(a <= s.t <= b for a, b in windows)]
+        return summarize_state(inside, self._power_limit_w)
 
     def state(self, start: tuple[float, int | None], end: tuple[float, int | None],
               holes: Sequence[tuple[tuple, tuple]] = ()) -> dict[str, Any]:

@@ -173,7 +173,7 @@ def run_meta(plan: RunPlan, executor: Executor, command: list[str]) -> dict[str,
         "warm_compile_cache": plan.warm_compile_cache,
         "executor": executor.name,
         "environment": envinfo.collect(),
-        "calibration": sgemm_calibration(),
+        "calibration": sgemm_calibration(threads=plan.threads),
     }
     cluster = executor.describe()
     if cluster:

@@ -18,6 +18,8 @@ def doctor_tables(machine: dict[str, Any], gpu: dict[str, Any], probes: dict[str
     m.add_column("value")
     m.add_row("CPU", f"{machine['cpu_model']} ({machine['cpu_cores']} usable cores)")
     m.add_row("frequency governor", machine.get("cpu_governor") or "none visible (a VM: the host decides)")
+    busy = machine.get("other_cpu_cores")
+    m.add_row("load now", "unknown (no /proc)" if busy is None else f"{busy:.2f} cores busy with other processes")
     m.add_row("python / torch", f"{machine['python']} / {machine.get('torch') or 'not installed'}")
     if not gpu.get("available") or not gpu.get("gpus"):
         m.add_row("NVML / GPUs", gpu.get("reason") or "no GPU")

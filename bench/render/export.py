@@ -18,14 +18,14 @@ import numpy as np
 import pandas as pd
 
 from bench.core.errors import BenchInputError
-from bench.core.status import Status
+from bench.core.status import is_timed
 from bench.stats.compare import timed_steps
 
 FORMATS = ("pytest-benchmark", "github-action-benchmark")
 
 
 def _ok_groups(df: pd.DataFrame):
-    ok = df[df["status"] == Status.OK]
+    ok = df[df["status"].map(is_timed)]
     if ok.empty:
         raise BenchInputError("the run has no case with status ok: there are no step times to export")
     return ok.groupby("case_id", sort=False)

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.core.status import Status
+from bench.core.status import Status, is_timed
+from bench.measure.curve import paced_s
 from bench.render.view import differences, model_labels, with_variants
 from bench.results.columns import table_columns
 from bench.stats.seeds import LEVEL, per_seed, t_interval
@@ -63,7 +64,7 @@ def _svg(fig) -> str:
 
 
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["status"] == Status.OK]
+    return df[df["status"].map(is_timed)]
 
 
 def per_case(df: pd.DataFrame) -> pd.DataFrame:
@@ -216,7 +217,10 @@ def curve_points(df: pd.DataFrame) -> pd.DataFrame:
     ok = with_variants(_ok(df)).assign(model=model_labels(_ok(df)))
     rows = []
     for _, r in ok.iterrows():
-        for step, seconds, acc in zip(r["curve_steps"], r["curve_train_s"], r["curve_test_accuracy"], strict=True):
+        paced = pd.notna(r.get("first_step_ms")) and pd.notna(r.get("step_time_ms_median"))
+        for step, raw, acc in zip(r["curve_steps"], r["curve_train_s"], r["curve_test_accuracy"], strict=True):
+            # at the case's median pace, as time_to_target_s counts it: a few disturbed steps do not bend it
+            seconds = paced_s(step, r["first_step_ms"], r["step_time_ms_median"]) if paced else raw
             rows.append({"case_id": r["case_id"], "repeat": r["repeat"], "seed": r["seed"], "model": r["model"],
                          "adapter": r["adapter"], "step": step, "train_s": seconds, "test_accuracy": acc})
     return pd.DataFrame(rows, columns=["case_id", "repeat", "seed", "model", "adapter", "step", "train_s",
@@ -269,8 +273,9 @@ def chart_time_to_accuracy(df: pd.DataFrame) -> Chart:
                    loc="lower center", ncol=len(adapters), frameon=False, fontsize=8, bbox_to_anchor=(0.5, 0.0))
         fig.tight_layout(rect=(0, 0.5 / (0.6 + 2.3 * rows), 1, 1))
     seeds = int(bands["seeds"].max()) if len(bands) else 1
-    caption = ("Test accuracy over training time (summed step times), one panel per model, evaluated every "
-               "--eval-every steps outside the training clock; the dotted line is the target accuracy.")
+    caption = ("Test accuracy over training time at each case's median pace (step 0, then the median step per step, "
+               "as time_to_target_s counts it), one panel per model, evaluated every --eval-every steps outside the "
+               "training clock; the dotted line is the target accuracy.")
     if seeds > 1:
         caption += f" Lines are the mean over {seeds} seeds, bands the lowest to the highest seed."
     if data.empty:
@@ -475,11 +480,13 @@ def render(runs: list[tuple[pd.DataFrame, dict[str, Any]]], comparison=None,
     if comparison is not None:
         charts.append(chart_compare(comparison))
     notes = list(meta.get("notices") or []) + differences(df)
-    bad = df[df["status"] != Status.OK]
+    bad = df[~df["status"].map(is_timed)]
+    inconclusive = int((df["status"] == Status.INCONCLUSIVE).sum())
     title = f"rnnbench {meta.get('matrix', '')} on {(meta.get('dataset') or {}).get('name', '')}: {meta.get('run_id', '')}"
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{STYLE}</style></head><body>", f"<h1>{html.escape(title)}</h1>",
              f"<p>{len(df)} case processes, {len(bad)} not ok"
+             + (f", {inconclusive} inconclusive (learning not shown)" if inconclusive else "")
              + (f"; second run compared with the first ({html.escape(str(runs[0][1].get('run_id')))})" if comparison is not None else "")
              + "</p>"]
     parts += [f'<p class="note">{html.escape(_plain(n))}</p>' for n in notes]

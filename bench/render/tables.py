@@ -9,7 +9,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from bench.core.status import Status, styled
+from bench.core.status import is_timed, styled
 from bench.results.columns import BY_NAME
 
 
@@ -106,8 +106,9 @@ def _cell_text(v: Any, fmt: str = ".4g") -> str:
 
 
 def problems_table(df: pd.DataFrame) -> Table | None:
-    """Cases that did not finish ok, with the last line of their error."""
-    bad = df[df["status"] != Status.OK]
+    """Cases that did not finish ok, with the last line of their error (inconclusive ones finished: the view's
+    notes name them)."""
+    bad = df[~df["status"].map(is_timed)]
     if bad.empty:
         return None
     table = Table(title="cases that did not finish ok", header_style="bold")

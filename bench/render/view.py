@@ -24,7 +24,8 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from bench.core.spread import cv
-from bench.core.status import Status
+from bench.core.status import Status, is_timed
+from bench.measure.learning import ALPHA as LEARNING_ALPHA
 from bench.measure.steps import UNSTABLE_CV
 from bench.stats.break_even import break_evens, describe, variant
 from bench.stats.compare import mixed_machines
@@ -48,6 +49,9 @@ FASTEST = "*"
 UNSTABLE = "~"
 THROTTLED = "!"
 LOWER = "↓"  # accuracy significantly below the row's best (Welch over seeds)
+UNSHOWN = "?"  # status inconclusive: the accuracy does not show learning (bench/measure/learning.py)
+LOOP_LEAD = 0.05  # the loop's fastest adapter is named only when it leads the step's fastest by this much
+BUSY = "#"  # disturbed: other processes used the machine while the steps were timed (bench/measure/disturbance.py)
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,9 @@ class Cell:
     processes: int
     throttled: bool = False  # the GPU slowed its clocks (power, thermal) while steps were timed
     lower: bool = False  # accuracy significantly below the row's best adapter's (two seeds or more a side)
+    inconclusive: bool = False  # a process of it did not show learning (status inconclusive)
+    disturbed: bool = False  # a process of it ran while other processes used the machine (or its GPU)
+    tta_unsteady: bool = False  # its raw time to target differs from the robust one (steps off the median pace)
 
     @property
     def tta_s(self) -> float | None:
@@ -104,7 +111,7 @@ def cells(df: pd.DataFrame) -> tuple[list[str], list[str], dict[tuple[str, str],
     adapters = list(dict.fromkeys(df["adapter"]))
     out = {}
     for (model, adapter), g in df.groupby(["_model", "adapter"], sort=False):
-        bad = [s for s in g["status"] if s != Status.OK]
+        bad = [s for s in g["status"] if not is_timed(s)]
         ms = g["step_time_ms_median"].dropna()
         within = g["step_time_cv"].dropna()
         between = cv(ms) if len(ms) > 1 else 0.0  # one process: no spread between processes
@@ -117,6 +124,9 @@ def cells(df: pd.DataFrame) -> tuple[list[str], list[str], dict[tuple[str, str],
             tta=time_to_target(g),
             processes=len(g),
             throttled=bool(g["gpu_throttled"].eq(True).any()) if "gpu_throttled" in g else False,
+            inconclusive=bool(g["status"].eq(Status.INCONCLUSIVE).any()),
+            disturbed=bool(g["disturbed"].eq(True).any()) if "disturbed" in g else False,
+            tta_unsteady=bool(g["time_to_target_unsteady"].eq(True).any()) if "time_to_target_unsteady" in g else False,
         )
     lower = {(gap.model, gap.other) for gap in accuracy_gaps(df) if gap.significant}
     return models, adapters, {k: replace(c, lower=True) if k in lower else c for k, c in out.items()}
@@ -138,7 +148,7 @@ def _ms_text(c: Cell | None, best: float | None) -> str:
         return f"[{Status(c.status).style}]{Status(c.status).short}[/]"
     text = f"{c.ms:.2f}" + (UNSTABLE if c.unstable else "")
     text = f"[bold green]{text}[/]" if best is not None and c.ms == best else text
-    return text + (f"[bold yellow]{THROTTLED}[/]" if c.throttled else "")
+    return text + (f"[bold yellow]{THROTTLED}[/]" if c.throttled else "") + (f"[bold yellow]{BUSY}[/]" if c.disturbed else "")
 
 
 def _factor_text(c: Cell | None, best: float | None) -> str:
@@ -151,13 +161,14 @@ def _factor_text(c: Cell | None, best: float | None) -> str:
 def _acc_text(c: Cell | None) -> str:
     if c is None or c.accuracy is None:
         return ""
-    return format_accuracy(c.accuracy) + (f"[bold red]{LOWER}[/]" if c.lower else "")
+    return (format_accuracy(c.accuracy) + (f"[bold red]{LOWER}[/]" if c.lower else "")
+            + (f"[bold yellow]{UNSHOWN}[/]" if c.inconclusive else ""))
 
 
 def _tta_text(c: Cell | None) -> str:
     if c is None or (c.tta_s is None and c.accuracy is None):
         return ""
-    return c.tta.text()
+    return c.tta.text() + (UNSTABLE if c.tta_unsteady and c.tta_s is not None else "")
 
 
 def build(models: list[str], adapters: list[str], grid: dict, kinds: tuple[str, ...], title: str | None) -> Table:
@@ -217,17 +228,23 @@ def comparison_tables(df: pd.DataFrame, width: int, title: str | None = None) ->
     return tables, ()
 
 
-def legend(kinds: tuple[str, ...], processes: int, seeds: int = 1) -> str:
-    parts = ["ms/step: median step time" + (f" (median of {processes} processes)" if processes > 1 else "")
-             + f"; bold green = fastest of the row; {UNSTABLE} = unstable (CV > {UNSTABLE_CV:g})"]
+def legend(kinds: tuple[str, ...], processes: int, seeds: int = 1, unshown: bool = False, busy: bool = False) -> str:
+    parts = ["ms/step: median step time (the same work in every adapter's clock: the step on a batch already "
+             "where it is needed, with the accuracy metric; docs/methodology.md)"
+             + (f" (median of {processes} processes)" if processes > 1 else "")
+             + f"; bold green = fastest of the row; {UNSTABLE} = unstable (CV > {UNSTABLE_CV:g})"
+             + (f"; {BUSY} = the machine was busy while it ran (notes below)" if busy else "")]
     if "factor" in kinds:
         parts.append(f"x: factor to the fastest ({FASTEST})")
     if "acc" in kinds:
         parts.append("acc: test accuracy" + (
             f", mean ± {LEVEL:.0%} t-interval over {seeds} seeds; {LOWER} = significantly below the row's best "
-            f"(Welch's t-test over seeds, alpha {ALPHA:g})" if seeds > 1 else ""))
+            f"(Welch's t-test over seeds, Holm over the run's pairs, alpha {ALPHA:g})" if seeds > 1 else "")
+            + (f"; {UNSHOWN} = learning not shown (status inconclusive, notes below)" if unshown else ""))
     if "tta" in kinds:
-        parts.append("to tgt: training seconds to the target accuracy ('-': never reached)"
+        parts.append("to tgt: training seconds to the target accuracy at the case's median pace: step 0 + the "
+                     f"steps to the target x the median step ('-': never reached; {UNSTABLE}: the steps as they "
+                     "came sum to more than 10% off it)"
                      + (f"; median over the seeds that reached it, k/{seeds} = how many did" if seeds > 1 else ""))
     return "; ".join(parts)
 
@@ -238,6 +255,9 @@ def differences(df: pd.DataFrame) -> list[str]:
     df = df.assign(_model=model_labels(df))
     variants = with_variants(df)
     out = _adapter_differences(variants) if variants["adapter"].nunique() > 1 else []
+    out += inconclusive_notes(df)
+    out += disturbed_notes(df)
+    out += loop_notes(variants.assign(_model=df["_model"]))
     if "gpu_throttled" in df and df["gpu_throttled"].eq(True).any():
         hot = df[df["gpu_throttled"].eq(True)]
         shown = ", ".join(f"{m} {a} ({r})" for m, a, r in zip(hot["_model"], hot["adapter"], hot["gpu_throttle_reasons"],
@@ -250,6 +270,64 @@ def differences(df: pd.DataFrame) -> list[str]:
         out.append(f"[bold yellow]this run mixes machines[/] ({machines}): step times of cases from different "
                    "machines are not comparable")
     return out
+
+
+def inconclusive_notes(df: pd.DataFrame) -> list[str]:
+    """The cases whose run was too short (or too slow to learn) to show learning: their step times stand,
+    their accuracy says nothing yet."""
+    rows = df[df["status"] == Status.INCONCLUSIVE]
+    if rows.empty:
+        return []
+    names = list(dict.fromkeys(f"{m} {a}" for m, a in zip(rows["_model"], rows["adapter"], strict=True)))
+    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    return [f"[bold yellow]{UNSHOWN} learning not shown[/] ({len(rows)} process(es): {shown}): test accuracy not "
+            f"significantly above chance or test loss not below the uniform prediction's ln(classes) (each at "
+            f"alpha {LEARNING_ALPHA:g}; accuracy_reason has the figures); their step times stand, their accuracy "
+            "does not yet compare: train longer (--max-steps, --epochs) to tell"]
+
+
+def loop_notes(df: pd.DataFrame) -> list[str]:
+    """Where the training loop as users get it (its wall time per sample, the work between steps included)
+    ranks the adapters otherwise than the step times the view shows."""
+    if "loop_samples_per_s" not in df or df["adapter"].nunique() < 2:
+        return []
+    timed = df[df["status"].map(is_timed)]
+    flips = []
+    for model, g in timed.groupby("_model", sort=False):
+        per = g.groupby("adapter", sort=False).agg(ms=("step_time_ms_median", "median"),
+                                                   loop=("loop_samples_per_s", "median"),
+                                                   outside=("loop_outside_steps_share", "median")).dropna()
+        if len(per) < 2:
+            continue
+        by_step, by_loop = per["ms"].idxmin(), per["loop"].idxmax()
+        # a clear lead only: one process per case moves by several percent (the sweeps' crossovers ask 10%)
+        if by_step != by_loop and per.loc[by_loop, "loop"] >= (1 + LOOP_LEAD) * per.loc[by_step, "loop"]:
+            flips.append(f"{model} ({by_loop} {per.loc[by_loop, 'loop']:,.0f}/s vs {by_step} "
+                         f"{per.loc[by_step, 'loop']:,.0f}/s, {by_step} {100 * per.loc[by_step, 'outside']:.0f}% "
+                         "outside its steps)")
+    if not flips:
+        return []
+    return [f"the training loop as users get it (wall time per sample with the work between steps: drawing "
+            f"batches, a framework's loop and callbacks; loop_samples_per_s) has another fastest adapter than the "
+            f"step times on {', '.join(flips[:4])}" + (f" and {len(flips) - 4} more" if len(flips) > 4 else "")]
+
+
+def disturbed_notes(df: pd.DataFrame) -> list[str]:
+    """The cases that ran on a busy machine: named, with what disturbed them, to be rerun."""
+    if "disturbed" not in df:
+        return []
+    rows = df[df["disturbed"].eq(True)]
+    if rows.empty:
+        return []
+    parts = []
+    for (model, adapter), g in rows.groupby(["_model", "adapter"], sort=False):
+        total = int(((df["_model"] == model) & (df["adapter"] == adapter)).sum())
+        cores = g["other_cpu_cores"].max() if "other_cpu_cores" in g else None
+        load = f"up to {cores:.2f} cores of other processes" if cores is not None and pd.notna(cores) else \
+            "; ".join(sorted(set(g["disturbed_reason"].dropna())))
+        parts.append(f"{model} {adapter} ({len(g)} of {total} process(es); {load})")
+    return [f"[bold yellow]{BUSY} the machine was busy while these cases were timed[/]: {'; '.join(parts)}; their step times "
+            "and times to target measure the sharing as well as the code: rerun them on a quiet machine"]
 
 
 def break_even_notes(df: pd.DataFrame) -> list[str]:
@@ -272,7 +350,7 @@ def _adapter_differences(df: pd.DataFrame) -> list[str]:
         seeds = seed_count(df)
         real = [g for g in tested if g.significant]
         noise = [g for g in tested if not g.significant]
-        test = f"Welch's t-test over {seeds} seeds, alpha {ALPHA:g}"
+        test = f"Welch's t-test over {seeds} seeds, Holm over the run's pairs of adapters, alpha {ALPHA:g}"
         if real:
             shown = _first(real)
             if not same_init:
@@ -284,7 +362,8 @@ def _adapter_differences(df: pd.DataFrame) -> list[str]:
         elif not same_init:
             out.append("starting weights differ: each adapter uses its framework's default initializers")
         if noise:
-            out.append(f"accuracy gaps within noise ({test}): {_first(noise)}")
+            out.append(f"accuracy gaps not significant with {seeds} seeds ({test}; neither shown real nor shown "
+                       f"absent): {_first(noise)}")
         return out + _setting_differences(df)
     wide = [g for g in gaps if g.best_acc.mean - g.other_acc.mean >= 0.02]
     if not same_init:
@@ -352,6 +431,8 @@ def print_view(df: pd.DataFrame, console: Console, title: str | None = None) -> 
     tables, kinds = comparison_tables(df, console.width, title)
     for table in tables:
         console.print(table)
-    console.print(f"[dim]{legend(kinds, processes_per_cell(df), seed_count(df))}[/]")
+    unshown = bool(df["status"].eq(Status.INCONCLUSIVE).any())
+    busy = bool(df["disturbed"].eq(True).any()) if "disturbed" in df else False
+    console.print(f"[dim]{legend(kinds, processes_per_cell(df), seed_count(df), unshown, busy)}[/]")
     for line in differences(df):
         console.print(f"note: {line}")

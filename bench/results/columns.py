@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bench.core.columns import Column, columns
 from bench.core.status import STATUSES, Status
-from bench.measure import case, curve, environment, flops, inference, memory, phases, steps
+from bench.measure import case, curve, disturbance, environment, flops, inference, learning, loop, memory, phases, steps
 
 CASE_COLUMNS = (
     *columns("identity",
@@ -58,7 +58,7 @@ CASE_COLUMNS = (
            table=True),
 )
 OUTCOME_COLUMNS = (
-    Column("status", "str", "outcome", "ok, failed, timeout, oom, diverged, not-learning or unavailable",
+    Column("status", "str", "outcome", "ok, inconclusive (learning not shown), failed, timeout, oom, diverged, not-learning or unavailable",
            default=Status.FAILED.value, table=True),
     Column("error", "str", "outcome", "the last lines of the error or of the process's log"),
 )
@@ -73,8 +73,8 @@ RUN_COLUMNS = columns(
 
 # The order of the parquet's columns: the case, what came out, how fast, on what, with what memory.
 ALL: tuple[Column, ...] = (
-    *CASE_COLUMNS, *OUTCOME_COLUMNS, *RUN_COLUMNS, *case.RUNTIME_COLUMNS, *case.RESULT_COLUMNS,
-    *steps.COLUMNS, *case.TIME_COLUMNS, *case.OVERHEAD_COLUMNS, *memory.COLUMNS, *memory.STATE_COLUMNS, *case.PATH_COLUMNS,
+    *CASE_COLUMNS, *OUTCOME_COLUMNS, *RUN_COLUMNS, *case.RUNTIME_COLUMNS, *case.RESULT_COLUMNS, *learning.COLUMNS,
+    *steps.COLUMNS, *loop.COLUMNS, *disturbance.COLUMNS, *case.TIME_COLUMNS, *case.OVERHEAD_COLUMNS, *memory.COLUMNS, *memory.STATE_COLUMNS, *case.PATH_COLUMNS,
     *phases.COLUMNS, *inference.COLUMNS, *flops.COLUMNS, *environment.COLUMNS, *curve.COLUMNS, *steps.RAW_COLUMNS,
 )
 BY_NAME: dict[str, Column] = {c.name: c for c in ALL}

@@ -23,7 +23,11 @@ from bench.results.columns import ALL
 # 6: `curve_test_loss` (the test loss at each curve evaluation, what `bench converge` compares) and
 #    `jit_compile` (Keras' compile switch as a case setting); the sequence shape (`sequence`, `timesteps`,
 #    `features`, `permutation_seed`) and `sweep_axes`
-SCHEMA_VERSION = 6
+# 7: `time_to_target_s` changes meaning: step 0 + (steps to the target - 1) x the median step (the raw sum of
+#    step times is `time_to_target_raw_s`); status `inconclusive` (learning not shown) and the learning tests'
+#    columns; the same work in every adapter's clock (Keras' batch fetch left it, torch's accuracy count came
+#    in); the loop's wall time (`loop_*`), the machine's load (`other_cpu_cores`, `disturbed`), `infer_path`
+SCHEMA_VERSION = 7
 
 
 

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from bench.core.errors import BenchInputError
-from bench.core.status import Status
+from bench.core.status import Status, is_timed
 from bench.execution.executors.local import REPO_ROOT, LocalProcessExecutor
 from bench.execution.jobs import BARRIER_VAR, Job
 from bench.execution.worker import PROTOCOL
@@ -363,7 +363,7 @@ def state(case: AbCase, rule) -> str:
     """The sequential rule's state of a case; a process that failed on either side decides it (judge says how)."""
     from bench.stats.sequential import log_ratios
 
-    if any(r["status"] != Status.OK for side in (case.base, case.head) for r in side.in_rounds()):
+    if any(not is_timed(r["status"]) for side in (case.base, case.head) for r in side.in_rounds()):
         return "done"
     base, head = case.steps("base"), case.steps("head")
     if any(s.size < 3 for s in base + head):
@@ -375,8 +375,8 @@ def judge(case: AbCase, pct: float, alpha: float, cv_limit: float, state: str | 
     """The case's verdict over all its rounds (failed processes decide first). A case that used every
     round still open (`state` 'done') and reads slower than the threshold without reaching significance is
     `inconclusive`, not `unchanged`: it was neither cleared nor convicted, and the reader should know."""
-    b_bad = [r["status"] for r in case.base.in_rounds() if r["status"] != Status.OK]
-    h_bad = [r["status"] for r in case.head.in_rounds() if r["status"] != Status.OK]
+    b_bad = [r["status"] for r in case.base.in_rounds() if not is_timed(r["status"])]
+    h_bad = [r["status"] for r in case.head.in_rounds() if not is_timed(r["status"])]
     if h_bad and not b_bad:
         return Comparison(case.case_id, "status", "regression", note=f"{len(h_bad)} head process(es) {h_bad[0]}, base ok")
     if h_bad or b_bad:

@@ -29,11 +29,13 @@ import pandas as pd
 
 from bench.core.errors import BenchInputError, choices_text
 from bench.core.spread import cv_or_inf
+from bench.core.status import is_timed
 from bench.measure.steps import timed_times
 from bench.results.columns import gate_fields
-from bench.stats.processes import BOOTSTRAP_RESAMPLES
 from bench.stats.seeds import ALPHA as SEEDS_ALPHA
 from bench.stats.seeds import per_seed, seedless_id, welch_p
+
+BOOTSTRAP_RESAMPLES = 2000  # the bootstrap interval of the within-process fallback (one process a side)
 
 # field -> +1 if larger is worse (time, memory), -1 if smaller is worse (throughput, accuracy)
 # The gate fields: +1 where larger is worse, -1 where larger is better (declared with their columns).
@@ -269,6 +271,9 @@ def compare_runs(
             hot = _throttled(b, "baseline") + _throttled(c, "current")
             if hot:  # a GPU that slowed its clocks measured its cooling or power limit, not the code
                 res = replace(res, verdict="inconclusive", note="GPU throttled while timed: " + "; ".join(hot))
+            busy = _disturbed(b, "baseline") + _disturbed(c, "current")
+            if busy:  # other processes shared the machine: the step times measured the sharing too
+                res = replace(res, verdict="inconclusive", note="the machine was busy while timed: " + "; ".join(busy))
             out.append(res)
     return out
 
@@ -280,9 +285,17 @@ def _throttled(rows: pd.DataFrame, side: str) -> list[str]:
     return [f"{side} ({', '.join(sorted(set(hot['gpu_throttle_reasons'].dropna())))})"] if len(hot) else []
 
 
+def _disturbed(rows: pd.DataFrame, side: str) -> list[str]:
+    if "disturbed" not in rows:
+        return []
+    busy = rows[rows["disturbed"].eq(True)]
+    return [f"{side} ({'; '.join(sorted(set(busy['disturbed_reason'].dropna())))})"] if len(busy) else []
+
+
 def _case_status(rows: pd.DataFrame) -> str:
-    """A case is ok when every one of its processes is; else the first other status."""
-    bad = [s for s in rows["status"] if s != "ok"]
+    """A case is ok when every one of its processes timed its steps (ok, or inconclusive: learning not shown,
+    which judges accuracy, not speed); else the first other status."""
+    bad = [s for s in rows["status"] if not is_timed(s)]
     return bad[0] if bad else "ok"
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.core.status import is_timed
 from bench.stats.break_even import variant
 
 LEVEL = 0.95
@@ -176,7 +177,7 @@ def sweep_series(df) -> list[SweepSeries]:
             statuses = {}
             for (a, v), cell in g.groupby(["_adapter", "_value"], sort=False):
                 i = values.index(v)
-                bad = [s for s in cell["status"] if s != "ok"]
+                bad = [s for s in cell["status"] if not is_timed(s)]
                 if bad:
                     statuses[(a, int(v))] = bad[0]
                     continue

@@ -4,7 +4,7 @@ import pytest
 
 import adapters
 from bench.core.specs import ModelSpec, TrainSpec
-from tests.conftest import only_for
+from tests.conftest import adapter_under_test, only_for
 
 
 @only_for("keras")
@@ -133,3 +133,53 @@ def test_keras_kernel_path_is_what_the_layers_called_on_this_cpu(adapter_name, c
         assert path.startswith("generic step loop") and "SimpleRNN" in path
     else:
         assert path.startswith("generic step loop") and "no GPU" in path
+
+
+@only_for("torch-compile", "torch-compile-rnn")
+def test_compiled_inference_runs_through_the_compiled_module():
+    """torch-compile's inference is compiled (it called the raw module before, so its infer_* figures were
+    eager PyTorch's): Dynamo compiles a graph at the first inference call, and the path column says so."""
+    import numpy as np
+    from torch._dynamo.utils import counters
+
+    from bench.core.batching import BatchPlan
+    from bench.core.dataset import Dataset
+    from bench.core.timer import StepTimer
+
+    a = adapters.load(adapter_under_test())
+    a.setup("cpu", 1, 0)
+    spec, train = ModelSpec("gru", (8,), timesteps=4), TrainSpec(batch_size=8, max_steps=2)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((16, 4, 28), dtype=np.float32), rng.integers(0, 10, 16)
+    model = a.build(spec, train)
+    a.fit(model, Dataset("t", x, y, x, y, "t", "0"), train, BatchPlan(16, 8, 1, 2, 0), StepTimer())
+    graphs = counters["stats"]["unique_graphs"]
+    out = a.logits(model, x[:1])
+    assert counters["stats"]["unique_graphs"] > graphs  # an inference graph was compiled
+    assert out.shape == (1, 10)
+    model.eval()
+    import torch
+
+    with torch.no_grad():
+        np.testing.assert_allclose(out, model(torch.from_numpy(x[:1])).numpy(), atol=1e-5)
+    assert a.inference_path(model).startswith("compiled: torch.compile")
+    assert "0 graph(s)" not in a.inference_path(model)
+
+
+@only_for("tf1-graph")
+def test_tf1_on_a_gpu_fetches_a_read_ordered_after_the_update_so_the_clock_waits_for_it():
+    """On a GPU, Session.run may return before the update's kernels ran; the GPU graph fetches a variable read
+    ordered after the train op (its value is the updated one). On the CPU nothing is added."""
+    import numpy as np
+
+    from adapters.tf1_adapter import GraphModel
+
+    spec, train = ModelSpec("lstm", (4,), timesteps=4), TrainSpec(batch_size=8, learning_rate=0.1)
+    assert GraphModel(spec, train, 1, 0, gpu=False).step_done is None
+    model = GraphModel(spec, train, 1, 0, gpu=True)  # no GPU here: the same graph runs on the CPU
+    rng = np.random.default_rng(0)
+    before = model.read(model.head_b)
+    _, _, _, done = model.session.run([model.loss, model.correct, model.train_op, model.step_done],
+                                      model.feed(rng.random((8, 4, 28), dtype=np.float32), rng.integers(0, 10, 8), True))
+    after = model.read(model.head_b)
+    assert not np.array_equal(before, after) and np.array_equal(done, after)

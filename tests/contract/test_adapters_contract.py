@@ -220,7 +220,8 @@ def _freeze_first_layer(adapter, model):
 
 @pytest.mark.parametrize("freeze", [False, True])
 def test_learning_check_catches_a_frozen_layer(adapter, tiny_data, freeze):
-    from bench.measure.learning import frozen_weights, learning_problems
+    from bench.core.status import Status
+    from bench.measure.learning import frozen_weights, learning_verdict
 
     data = _learnable(tiny_data)
     train = TrainSpec(batch_size=16, epochs=5, learning_rate=1e-2)
@@ -229,15 +230,15 @@ def test_learning_check_catches_a_frozen_layer(adapter, tiny_data, freeze):
     if freeze:
         _freeze_first_layer(adapter, model)
     before = adapter.get_weights(model)
-    fit = fit_or_skip(adapter, model, data, train, BatchPlan(64, 16, 5, None, 0), StepTimer(adapter.sync))
+    fit_or_skip(adapter, model, data, train, BatchPlan(64, 16, 5, None, 0), StepTimer(adapter.sync))
     frozen = frozen_weights(before, adapter.get_weights(model), adapter.keeps_recurrent_bias("lstm"))
-    problems = learning_problems(frozen, fit.first_loss, fit.train_loss, labels_meaningful=True)
+    verdict = learning_verdict(frozen, None, num_classes=2)
     if freeze:
         expected = ["l0.d0.w_ih", "l0.d0.w_hh", "l0.d0.b_ih"] + (["l0.d0.b_hh"] if adapter.keeps_recurrent_bias("lstm") else [])
         assert frozen == expected
-        assert problems and "weights that never changed: l0.d0.w_ih" in problems[0]
+        assert verdict.status == Status.NOT_LEARNING and "weights that never changed: l0.d0.w_ih" in verdict.reason
     else:
-        assert frozen == [] and problems == []
+        assert frozen == [] and verdict.status == Status.OK
 
 
 PARITY_SPECS = [ModelSpec(cell, (8, 6), bi) for cell in CELLS for bi in (False, True)]
@@ -268,3 +269,72 @@ def test_torch_compile_rnn_lstm_on_cpu_trains_or_is_unavailable_with_the_probe_s
         adapter.fit(model, tiny_data, train, BatchPlan(64, 16, 1, 2, 0), StepTimer(adapter.sync))
     gru = adapter.build(ModelSpec("gru", (4,), timesteps=SEQ), train)  # the other cells are traced and train
     assert adapter.fit(gru, tiny_data, train, BatchPlan(64, 16, 1, 2, 0), StepTimer(adapter.sync)).steps == 2
+
+
+class RecordingTimer(StepTimer):
+    """A step timer that writes its start and stop into an event log the test shares with the adapter's hooks."""
+
+    def __init__(self, events: list[str], sync=None) -> None:
+        super().__init__(sync=sync)
+        self.events = events
+
+    def start(self) -> None:
+        super().start()
+        self.events.append("start")
+
+    def stop(self) -> None:
+        self.events.append("stop")
+        super().stop()
+
+
+def _record_clock_work(adapter, model, events: list[str], monkeypatch) -> None:
+    """Log 'fetch' where the adapter puts a batch where its step needs it and 'metric' where the accuracy metric
+    is computed, through each adapter's own hook (the clock's contents: docs/methodology.md)."""
+    if adapter.name.startswith("torch"):
+        import adapters.torch_adapter as ta
+
+        real_count, real_device = ta.correct_count, adapter._to_device
+        monkeypatch.setattr(ta, "correct_count", lambda *a: events.append("metric") or real_count(*a))
+        monkeypatch.setattr(adapter, "_to_device", lambda *a: events.append("fetch") or real_device(*a))
+    elif adapter.name == "tf1-graph":
+        real_feed, real_run = model.feed, model.session.run
+        monkeypatch.setattr(model, "feed", lambda *a, **k: events.append("fetch") or real_feed(*a, **k))
+
+        def run(fetches, *a, **k):
+            if isinstance(fetches, list) and model.correct in fetches and model.train_op in fetches:
+                events.append("metric")  # the accuracy count is fetched by the step's own Session.run
+            return real_run(fetches, *a, **k)
+        monkeypatch.setattr(model.session, "run", run)
+    else:  # Keras: the batch is placed by the adapter's timed train function; the metric runs in train_step,
+        from adapters.keras_adapter import _TimedTrainFunction  # eagerly here, so each call is seen
+
+        real_place, real_metrics = _TimedTrainFunction.place, model.compute_metrics
+        monkeypatch.setattr(_TimedTrainFunction, "place", lambda self, b: events.append("fetch") or real_place(self, b))
+        monkeypatch.setattr(model, "compute_metrics", lambda *a, **k: events.append("metric") or real_metrics(*a, **k))
+        model.run_eagerly = True
+
+
+def test_the_clock_holds_the_step_and_its_accuracy_metric_not_the_batchs_fetch(adapter, tiny_data, monkeypatch):
+    """The same work inside every adapter's clock: each batch is fetched and placed before the clock starts, and
+    the accuracy metric is computed between start and stop, in every adapter (Keras' model.fit included)."""
+    train = TrainSpec(batch_size=16, max_steps=4, learning_rate=1e-2)
+    model = adapter.build(ModelSpec("gru", (4,), timesteps=SEQ), train)
+    events: list[str] = []
+    _record_clock_work(adapter, model, events, monkeypatch)
+    fit_or_skip(adapter, model, tiny_data, train, BatchPlan(64, 16, 1, 4, 0), RecordingTimer(events, adapter.sync))
+    inside, steps, fetched_before = False, 0, 0
+    metric_in_step = []
+    for e in events:
+        if e == "start":
+            inside, steps, metrics = True, steps + 1, 0
+            assert fetched_before >= 1, f"step {steps} started without a batch fetched first: {events}"
+        elif e == "stop":
+            inside = False
+            metric_in_step.append(metrics)
+            fetched_before = 0
+        elif e == "fetch":
+            assert not inside, f"a batch was fetched inside step {steps}'s clock: {events}"
+            fetched_before += 1
+        elif e == "metric" and inside:
+            metrics += 1
+    assert steps == 4 and metric_in_step == [1, 1, 1, 1], events

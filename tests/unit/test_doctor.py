@@ -5,7 +5,8 @@ import math
 from bench.measure import doctor
 from tests.unit.test_memory import FakeNvml
 
-CPU_MACHINE = {"cpu_model": "x", "cpu_cores": 2, "cpu_governor": None, "torch": "2.13.0+cpu", "python": "3.11"}
+CPU_MACHINE = {"cpu_model": "x", "cpu_cores": 2, "cpu_governor": None, "torch": "2.13.0+cpu", "python": "3.11",
+               "other_cpu_cores": 0.02}
 NO_GPU = {"available": False, "reason": "NVML unavailable (...): no NVIDIA GPU or driver"}
 
 
@@ -19,6 +20,8 @@ def test_what_a_user_should_read_before_trusting_a_figure():
     out = doctor.warnings(machine, NO_GPU, {})
     assert "governor 'powersave'" in out[0]
     assert "torch 2.14.1+cu130 is a CUDA build on a machine without an NVIDIA GPU" in out[1]
+    busy = doctor.warnings({**CPU_MACHINE, "other_cpu_cores": 1.04}, NO_GPU, {})
+    assert busy and busy[0].startswith("the machine is busy: other processes kept 1.04 cores busy")
     gpu = {"available": True, "other_processes": [4242], "clock_events": ["gpu_idle", "sw_thermal_slowdown"],
            "energy_period_ms": math.inf}
     probes = {"torch": {"uses_gpu": True, "nvml_sees_pid": False}}

@@ -367,7 +367,7 @@ def test_case_on_a_shared_gpu_is_recorded_or_failed(monkeypatch, fake_adapters, 
     else:
         assert measured["status"] == "ok" and measured["gpu_mem_peak_mb"] == 300.0
         assert measured["gpu_throttled"] is True and measured["gpu_throttle_reasons"] == "sw_thermal_slowdown"
-        assert measured["gpu_sm_clock_mhz_median"] == 1980 and measured["gpu_state_samples"] >= 2
+        assert measured["gpu_sm_clock_mhz_median"] == 1980 and measured["gpu_state_samples"] >= 1  # the first timed step's edge
 
 
 def test_energy_per_step_counts_the_timed_steps_only_not_compilation_or_evaluations(monkeypatch, fake_adapters):
@@ -385,7 +385,7 @@ def test_energy_per_step_counts_the_timed_steps_only_not_compilation_or_evaluati
     case = Case("fake-gpu-energy", ModelSpec("gru", (8,)),
                 TrainSpec(max_steps=16, warmup_steps=3, phase_rounds=0, eval_every=4), dataset="mnist-5k")
     measured = measure_case(CaseJob(case, data.resolve("mnist-5k"), 1, "r"))
-    assert measured["status"] in ("ok", "not-learning"), measured.get("error")
+    assert measured["status"] in ("ok", "inconclusive"), measured.get("error")  # the fake predicts nothing
     assert len(measured["curve_steps"]) == 4  # 3 during training, the final one
     # the window opens after step 0 and the 3 warm-up steps: 12 steps of 1 J; 100 J of compilation and
     # 3 x 50 J of evaluations inside the window are not training
