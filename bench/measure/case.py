@@ -169,7 +169,7 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
     from bench.measure.curve import BetweenSteps, curve_columns, test_accuracy, test_scores
     from bench.measure.disturbance import LoadMeter
     from bench.measure.flops import sgemm_share, train_flops_per_step
-    from bench.measure.inference import measure_inference
+    from bench.measure.inference import FirstCall, measure_inference
     from bench.measure.learning import frozen_weights, learning_verdict
     from bench.measure.loop import loop_columns
     from bench.measure.memory import GpuMemorySampler, device_used_mb, peak_rss_mb
@@ -218,8 +218,10 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
                 adapter.set_weights(model, start_weights)
             weights_before = adapter.weight_arrays(model)
             measured["build_s"] = time.perf_counter() - t0
+            # every inference call of the case goes through this, so its first (a trace, a compile) is timed
+            logits_of = FirstCall(lambda x: adapter.logits(model, x))
             if data.has_labels:  # random labels have no accuracy worth a curve
-                hooks.evaluate = lambda: test_accuracy(adapter, model, data.x_test, data.y_test, train.eval_batch_size)
+                hooks.evaluate = lambda: test_accuracy(logits_of, data.x_test, data.y_test, train.eval_batch_size)
             if ready is not None:
                 ready()
             t0 = time.perf_counter()
@@ -232,7 +234,7 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
             frozen = frozen_weights(weights_before, adapter.weight_arrays(model), adapter.keeps_recurrent_bias(case.model.cell))
             if data.has_labels:  # the curve's own function (the same in every framework), so no second path
                 t0 = time.perf_counter()  # to trace: Keras' evaluate() compiled a test function of its own
-                scores = test_scores(adapter, model, data.x_test, data.y_test, train.eval_batch_size)
+                scores = test_scores(logits_of, data.x_test, data.y_test, train.eval_batch_size)
                 measured["eval_time_s"] = time.perf_counter() - t0
                 accuracy, loss = scores.accuracy, scores.loss
             else:  # random labels: nothing to evaluate
@@ -245,10 +247,11 @@ def measure_case(job: CaseJob, progress: Callable[[dict], None] | None = None,
         measured["kernel_path"] = adapter.kernel_path(model, xb, yb)
         measured["kernel_path_s"] = time.perf_counter() - t0
         if train.inference and not fit.diverged:
-            measured.update(measure_inference(lambda x: adapter.logits(model, x), data.x_test, train.eval_batch_size))
+            measured.update(measure_inference(logits_of, data.x_test, train.eval_batch_size))
             measured["infer_path"] = adapter.inference_path(model)
         else:
             measured["infer_reason"] = "training diverged" if fit.diverged else "skipped (--no-inference, or the matrix's)"
+        measured.update(logits_of.columns())
         fns = adapter.phase_functions(model, train, xb, yb) if train.phase_rounds else {}
         if fns and not fit.diverged:
             t0 = time.perf_counter()

@@ -39,12 +39,13 @@ COLUMNS = columns(
 PROGRESS_PERIOD_S = 1.0  # at most one progress message a second: the runner's display needs no more
 
 
-def test_scores(adapter: Any, model: Any, x: np.ndarray, y: np.ndarray, batch_size: int) -> SplitScores:
-    """Per-example correctness and cross-entropy of the model's inference logits on (x, y), batch by batch;
-    the loss is computed here from the logits (float64 log-softmax), the same way for every framework."""
+def test_scores(logits_of: Callable[[np.ndarray], Any], x: np.ndarray, y: np.ndarray, batch_size: int) -> SplitScores:
+    """Per-example correctness and cross-entropy of the model's inference logits (`logits_of`: the adapter's
+    inference call) on (x, y), batch by batch; the loss is computed here from the logits (float64
+    log-softmax), the same way for every framework."""
     correct, losses = [], []
     for start in range(0, len(y), batch_size):
-        logits = np.asarray(adapter.logits(model, x[start : start + batch_size]), dtype=np.float64)
+        logits = np.asarray(logits_of(x[start : start + batch_size]), dtype=np.float64)
         labels = y[start : start + batch_size]
         correct.append(np.argmax(logits, axis=1) == labels)
         shifted = logits - logits.max(axis=1, keepdims=True)
@@ -54,9 +55,10 @@ def test_scores(adapter: Any, model: Any, x: np.ndarray, y: np.ndarray, batch_si
                       np.concatenate(losses) if losses else np.zeros(0), np.asarray(y))
 
 
-def test_accuracy(adapter: Any, model: Any, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, float]:
+def test_accuracy(logits_of: Callable[[np.ndarray], Any], x: np.ndarray, y: np.ndarray,
+                  batch_size: int) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) of the model's inference logits on (x, y): a curve point."""
-    scores = test_scores(adapter, model, x, y, batch_size)
+    scores = test_scores(logits_of, x, y, batch_size)
     return scores.accuracy, scores.loss
 
 

@@ -175,7 +175,7 @@ def describe(b: BreakEven) -> str:
     if b.steps_interval is not None:
         lo, hi = b.steps_interval
         if lo is None:  # even the largest gain in the interval never pays back
-            interval = "95%: never either way; "
+            interval = "95%: never at any gain in the interval; "
         elif hi is None:
             interval = f"95%: {lo:,} steps to never, not within this run's noise; "
         elif lo != hi or lo != b.steps:

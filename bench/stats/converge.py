@@ -157,8 +157,11 @@ def compare_curves(model: str, reference: str, other: str, ref_rows: pd.DataFram
         metrics.append(replace(m, verdict=verdict))
     verdicts = {m.verdict for m in metrics}
     overall = ("differ" if "differ" in verdicts else "agree" if verdicts == {"agree"} else "inconclusive")
+    real = [f"{m.metric} {m.mean_gap:+.3g}" for m, p in zip(metrics, adjusted, strict=True)
+            if m.verdict == "agree" and p < alpha]
+    reason = f"a real gap within the margin: {', '.join(real)}" if real else ""
     return Agreement(model, reference, other, len(common), len(steps), tuple(metrics),
-                     min(adjusted) if adjusted else None, overall, "", dropped)
+                     min(adjusted) if adjusted else None, overall, reason, dropped)
 
 
 def model_key(case_id: str) -> str:

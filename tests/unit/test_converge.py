@@ -69,6 +69,7 @@ def test_a_consistent_gap_smaller_than_the_margin_still_agrees():
     (a,) = C.agreements(df)
     assert a.p_value < 0.05  # the gap is real (every seed shows it) ...
     assert a.verdict == "agree" and a.parted_at is None  # ... and shown to be within the 0.02 margin
+    assert a.reason.startswith("a real gap within the margin: test loss +0.00499")
     loss = next(m for m in a.metrics if m.metric == "test loss")
     assert loss.mean_gap == pytest.approx(0.005, abs=1e-3) and loss.p_equivalent < 0.05
 

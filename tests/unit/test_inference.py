@@ -32,3 +32,21 @@ def test_too_few_calls_for_a_p99_leave_it_empty_with_the_reason(monkeypatch):
     assert 3 <= out["infer_latency_calls"] < I.MIN_P99_CALLS
     assert out["infer_latency_ms_b1_p99"] is None
     assert out["infer_reason"].endswith(f"too few for a p99 (needs {I.MIN_P99_CALLS})")
+
+
+def test_the_first_call_is_the_cases_first_wherever_it_ran():
+    """A compiled adapter compiles its inference function on its first call, which may be a curve evaluation
+    at the eval batch: FirstCall times that one, and no later call."""
+    calls = []
+
+    def logits(x):
+        calls.append(len(x))
+        time.sleep(0.02 if len(calls) == 1 else 0.0)  # the first call compiles
+        return np.zeros((len(x), 10))
+
+    first = I.FirstCall(logits)
+    first(np.zeros((1000, 2)))  # e.g. the final evaluation
+    I.measure_inference(first, np.zeros((50, 2)), batch_size=1000)
+    cols = first.columns()
+    assert cols["infer_first_call_batch"] == 1000 and cols["infer_first_call_ms"] >= 20.0
+    assert I.FirstCall(logits).columns() == {"infer_first_call_ms": None, "infer_first_call_batch": None}
