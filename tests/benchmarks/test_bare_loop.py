@@ -28,28 +28,20 @@ import pytest
 
 import adapters
 from bench.core.batching import BatchPlan
-from bench.core.dataset import Dataset
 from bench.core.specs import ModelSpec, TrainSpec
 from bench.core.timer import StepTimer
 from bench.stats.processes import log_ratio_interval
+from tests.benchmarks.data import random_dataset
 from tests.conftest import adapter_under_test
 
 pytestmark = pytest.mark.perf
 
 ADAPTERS = [adapter_under_test()] if adapter_under_test() else []
-BATCH, STEPS, SKIP, MIN_ROUNDS, MAX_ROUNDS, HALF_WIDTH = 64, 12, 3, 10, 200, 0.005
+BATCH, STEPS, SKIP, MIN_ROUNDS, MAX_ROUNDS, HALF_WIDTH = 64, 5, 2, 20, 600, 0.005
 SPEC = ModelSpec("lstm", (128, 128))
 
 
-def _data() -> Dataset:
-    rng = np.random.default_rng(0)
-    n = BATCH * STEPS
-    x = rng.random((n, 28, 28), dtype=np.float32)
-    y = rng.integers(0, 10, n)
-    return Dataset("bench", x, y, x[:BATCH], y[:BATCH], "bench", "0")
-
-
-def _bare_steps(adapter, model, data: Dataset, train: TrainSpec):
+def _bare_steps(adapter, model, data, train: TrainSpec):
     """A function that runs STEPS bare steps and returns their times in ms."""
     batches = [(data.x_train[i:i + BATCH], data.y_train[i:i + BATCH]) for i in range(0, BATCH * STEPS, BATCH)]
     if adapter.name.startswith("torch"):
@@ -133,7 +125,7 @@ def test_reported_step_time_against_a_bare_loop(adapter_name, capsys):
     adapter = adapters.load(adapter_name)
     adapter.setup("auto", threads=1, seed=0)
     train = TrainSpec(batch_size=BATCH, max_steps=STEPS, warmup_steps=SKIP - 1)
-    data = _data()
+    data = random_dataset(BATCH, STEPS)
     model = adapter.build(SPEC, train)
 
     def harness() -> float:

@@ -25,9 +25,9 @@ import pytest
 
 import adapters
 from bench.core.batching import BatchPlan
-from bench.core.dataset import Dataset
 from bench.core.specs import ModelSpec, TrainSpec
 from bench.core.timer import StepTimer
+from tests.benchmarks.data import random_dataset
 from tests.conftest import adapter_under_test
 
 pytestmark = pytest.mark.perf
@@ -35,14 +35,6 @@ pytestmark = pytest.mark.perf
 ADAPTERS = [a for a in [adapter_under_test()] if a and a.startswith("keras")]
 BATCH, STEPS, ROUNDS, SKIP = 64, 30, 6, 3
 SIZES = {"small": ModelSpec("lstm", (32, 32)), "large": ModelSpec("lstm", (256, 256))}
-
-
-def _data() -> Dataset:
-    rng = np.random.default_rng(0)
-    n = BATCH * STEPS
-    x = rng.random((n, 28, 28), dtype=np.float32)
-    y = rng.integers(0, 10, n)
-    return Dataset("bench", x, y, x[:BATCH], y[:BATCH], "bench", "0")
 
 
 @pytest.mark.parametrize("size", list(SIZES))
@@ -53,7 +45,7 @@ def test_what_keras_clock_held_beyond_the_step(adapter_name, size, capsys):
     adapter = adapters.load(adapter_name)
     adapter.setup("auto", threads=2, seed=0)
     train = TrainSpec(batch_size=BATCH, max_steps=STEPS)
-    data = _data()
+    data = random_dataset(BATCH, STEPS)
     model = adapter.build(SIZES[size], train)
     bare = adapter.build(SIZES[size], train)
     bare.compile(optimizer=keras.optimizers.Adam(learning_rate=train.learning_rate, epsilon=train.adam_epsilon),

