@@ -9,6 +9,8 @@ the loss before the update, the global norm of the gradients, and every `--every
     KERAS_BACKEND=tensorflow python examples/keras_backend_trace.py --steps 300 --out tf.npz
     KERAS_BACKEND=jax python examples/keras_backend_trace.py --steps 300 --out jax.npz
     python examples/keras_backend_trace.py --compare tf.npz jax.npz
+    KERAS_BACKEND=tensorflow python examples/keras_backend_trace.py --steps 300 --perturb 1e-7 --out tfp.npz
+    python examples/keras_backend_trace.py --compare tf.npz tfp.npz   # one backend, its start moved by rounding
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def trace(steps: int, every: int, out: str, seed: int, lr: float, sequence: str) -> None:
+def trace(steps: int, every: int, out: str, seed: int, lr: float, sequence: str, threads: int,
+          perturb: float) -> None:
     import keras
 
     from adapters.keras_adapter import KerasAdapter
@@ -35,10 +38,15 @@ def trace(steps: int, every: int, out: str, seed: int, lr: float, sequence: str)
                      input_size=1 if sequence != "rows" else 28)
     train = TrainSpec(batch_size=64, learning_rate=lr, seed=seed)
     adapter = KerasAdapter()
-    adapter.setup("cpu", 2, seed)
+    adapter.setup("cpu", threads, seed)
     adapter.set_precision("fp32")
     model = adapter.build(spec, train)
-    adapter.set_weights(model, init_weights("keras", spec, seed))
+    weights = init_weights("keras", spec, seed)
+    if perturb:  # the same start moved by `perturb` relative, as float32 rounding in another backend would
+        rng = np.random.default_rng(12345)
+        weights = type(weights).from_arrays(spec, {k: (v * (1 + perturb * rng.choice([-1.0, 1.0], v.shape))).astype(
+            np.float32) for k, v in weights.arrays().items()})
+    adapter.set_weights(model, weights)
     data = load(resolve("mnist-5k"), sequence, spec.timesteps, spec.input_size)
     plan = BatchPlan(len(data.y_train), 64, 100, steps, seed)
     loss_fn, optimizer = model.loss, model.optimizer
@@ -110,13 +118,17 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--sequence", default="pixels", choices=("pixels", "rows"))
+    p.add_argument("--threads", type=int, default=2, help="the framework's threads: another thread count reorders "
+                   "the sums of a matmul, so two runs of one backend differ by rounding too")
+    p.add_argument("--perturb", type=float, default=0.0, help="move every starting weight by this much, relative "
+                   "(1e-7: float32's rounding), to see how far one backend's own trajectory amplifies it")
     p.add_argument("--out", default="trace.npz")
     p.add_argument("--compare", nargs=2, metavar=("A", "B"))
     args = p.parse_args()
     if args.compare:
         compare(*args.compare)
     else:
-        trace(args.steps, args.every, args.out, args.seed, args.lr, args.sequence)
+        trace(args.steps, args.every, args.out, args.seed, args.lr, args.sequence, args.threads, args.perturb)
 
 
 if __name__ == "__main__":
