@@ -130,3 +130,19 @@ def test_converge_command_bad_input_is_exit_2_before_any_work(tmp_path, capsys):
     assert main(["converge", "--adapters", "keras,tf1-graph", "--cells", "gru", "--out", str(tmp_path)]) == 2
     assert "no canonical weights" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_the_agreement_table_fits_80_and_100_columns_without_cutting_a_number(width):
+    from rich.console import Console
+
+    from bench.render.converge import agreement_table
+
+    rng = np.random.default_rng(3)
+    found = C.agreements(pd.concat([frame({"keras": curves(rng, range(3)), "torch": curves(rng, range(3))}, cell=c)
+                                    for c in ("rnn", "gru", "lstm")], ignore_index=True))
+    console = Console(width=width, record=True, color_system=None)
+    console.print(agreement_table(found, 0.05, C.MARGINS))
+    text = console.export_text()
+    assert "…" not in text and "lstm-uni-64x2" in text and "torch against keras" in text
+    assert all(a.verdict in text for a in found)
