@@ -129,6 +129,9 @@ def test_converge_command_bad_input_is_exit_2_before_any_work(tmp_path, capsys):
     assert main(["converge", "--adapters", "keras", "--out", str(tmp_path)]) == 2
     assert main(["converge", "--adapters", "keras,tf1-graph", "--cells", "gru", "--out", str(tmp_path)]) == 2
     assert "no canonical weights" in capsys.readouterr().err
+    for option, value in (("--margin-loss", "0"), ("--margin-accuracy", "1.5"), ("--margin-loss", "nan")):
+        assert main(["converge", option, value, "--out", str(tmp_path)]) == 2
+        assert f"{option} " in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing written
 
 
